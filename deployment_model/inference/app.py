@@ -1,0 +1,84 @@
+"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model."""
+
+from __future__ import annotations
+
+import os
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import orjson
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from deployment_model.api import ApiError, ServiceApp, check_bucket, error_responses, handle_event, logger, metrics
+from deployment_model.prediction import ModelCache, Prediction, predict
+from deployment_model.schemas import PredictRequest, PredictResponse
+from deployment_model.store import LoadedModel, store_from_environment
+
+
+def _record_load(loaded: LoadedModel, seconds: float) -> None:
+    metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
+
+
+cache = ModelCache(
+    store_from_environment(),
+    ttl_seconds=float(os.environ.get("MODEL_CACHE_TTL_SECONDS", "60")),
+    logger=logger,
+    on_load=_record_load,
+)
+app = ServiceApp()
+_PREDICT_DOCS = {
+    "summary": "Label one row or a batch of rows",
+    "responses": {
+        200: {"description": "Labels, class indexes and probabilities", "content": {"application/json": {"model": PredictResponse}}},
+        **error_responses(400, 403, 404, 409, 413, 503),
+    },
+}
+
+
+@app.post("/predict", **_PREDICT_DOCS)
+@app.post("/inference", **_PREDICT_DOCS, description="The seed tutorial's path; the same as /predict.")
+def predict_route(request: Annotated[PredictRequest, Body()]) -> Response[str]:
+    check_bucket(request.name_bucket)
+    loaded = cache.get(request.filename_model, request.model_version)
+    trained_with = loaded.metadata["scaler_name"]
+    if request.filename_scaler not in (None, trained_with):
+        raise ApiError(
+            HTTPStatus.NOT_FOUND,
+            "model_not_found",
+            f"model {loaded.name!r} version {loaded.version} was trained with scaler {trained_with!r}, "
+            f"not {request.filename_scaler!r}: a model is only served with its own scaler",
+        )
+    rows = request.x_test.matrix
+    prediction = predict(loaded, rows)
+    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(rows))
+    return _prediction_response(loaded, prediction, request.x_test.single_row)
+
+
+def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> Response[str]:
+    """Serialized here with orjson straight from numpy: the PredictResponse shape, without a per-value pass."""
+    first = 0 if single_row else slice(None)
+    probabilities = prediction.probabilities
+    body = {
+        "result": prediction.labels[first],
+        "prediction": prediction.classes[first],
+        "probabilities": None if probabilities is None else probabilities[first],
+        "labels": loaded.labels,
+        "model_name": loaded.name,
+        "model_version": loaded.version,
+        "rows": len(prediction.labels),
+    }
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    return handle_event(app, event, context, direct_path="/predict")

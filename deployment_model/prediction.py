@@ -1,0 +1,142 @@
+"""Predictions from a model held in memory, and the cache that keeps it there between invocations.
+
+The seed downloaded and unpickled model and scaler on every call. Here a warm call makes no storage
+request at all, except one small read of the `latest` pointer per TTL to notice a newly published version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deployment_model.store import (
+    ArtifactIntegrityError,
+    IncompatibleModelError,
+    LoadedModel,
+    ModelStore,
+    StoreUnavailableError,
+)
+
+
+class FeatureCountError(ValueError):
+    """Rows of another width than the model was trained on."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    classes: np.ndarray  # class index per row, into labels
+    labels: list[str]  # label per row
+    probabilities: np.ndarray | None  # rows x classes, when the estimator has predict_proba
+
+
+def predict(loaded: LoadedModel, rows: np.ndarray) -> Prediction:
+    """Scale with the run's own scaler, then classify; one pass gives both labels and probabilities."""
+    expected = len(loaded.feature_names)
+    if rows.shape[1] != expected:
+        raise FeatureCountError(
+            f"x_test rows must have {expected} values ({', '.join(loaded.feature_names)}) for model "
+            f"{loaded.name!r}; got {rows.shape[1]}"
+        )
+    scaled = loaded.scaler.transform(rows)
+    model = loaded.model
+    if hasattr(model, "predict_proba"):
+        # For every allow-listed estimator, predict() is the argmax of predict_proba (tested), so the
+        # labels come from the probabilities instead of a second pass over the rows.
+        probabilities = model.predict_proba(scaled)
+        classes = model.classes_[probabilities.argmax(axis=1)]
+    else:
+        probabilities, classes = None, model.predict(scaled)
+    labels = np.asarray(loaded.labels, dtype=object)[classes].tolist()
+    return Prediction(classes=classes, labels=labels, probabilities=probabilities)
+
+
+@dataclass
+class _Published:
+    model: LoadedModel
+    checked_at: float
+
+
+class ModelCache:
+    """Loaded models kept between invocations: the latest version per name, and a few pinned versions.
+
+    A newly published version that fails its checks (digest, library versions) is not swapped in: the
+    version already held keeps serving and the failure is logged. Likewise when storage is unreachable.
+    """
+
+    def __init__(
+        self,
+        store: ModelStore,
+        ttl_seconds: float,
+        *,
+        logger: logging.Logger | None = None,
+        on_load: Callable[[LoadedModel, float], None] | None = None,
+        max_pinned: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self._logger = logger or logging.getLogger(__name__)
+        self._on_load = on_load
+        self._max_pinned = max_pinned
+        self._clock = clock
+        self._latest: dict[str, _Published] = {}
+        self._pinned: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, version: str | None = None) -> LoadedModel:
+        with self._lock:
+            return self._pinned_version(name, version) if version else self._latest_version(name)
+
+    def _latest_version(self, name: str) -> LoadedModel:
+        now = self._clock()
+        held = self._latest.get(name)
+        if held and now - held.checked_at < self.ttl_seconds:
+            return held.model
+        try:
+            pointer = self.store.latest_pointer(name)
+            if held and pointer["version"] == held.model.version:
+                held.checked_at = now
+                return held.model
+            loaded = self._load(name, pointer["version"], pointer.get("metadata_sha256"))
+        except (StoreUnavailableError, ArtifactIntegrityError, IncompatibleModelError) as exc:
+            if held is None:
+                raise
+            self._logger.error(
+                "keeping the version already loaded",
+                extra={"model_name": name, "model_version": held.model.version, "reason": str(exc)},
+            )
+            held.checked_at = now
+            return held.model
+        self._latest[name] = _Published(loaded, now)
+        return loaded
+
+    def _pinned_version(self, name: str, version: str) -> LoadedModel:
+        held = self._latest.get(name)
+        if held and held.model.version == version:
+            return held.model
+        key = (name, version)
+        if key in self._pinned:
+            self._pinned.move_to_end(key)
+            return self._pinned[key]
+        loaded = self._load(name, version, None)
+        self._pinned[key] = loaded
+        if len(self._pinned) > self._max_pinned:
+            self._pinned.popitem(last=False)
+        return loaded
+
+    def _load(self, name: str, version: str, metadata_sha256: str | None) -> LoadedModel:
+        started = time.perf_counter()
+        loaded = self.store.load(name, version, metadata_sha256)
+        seconds = time.perf_counter() - started
+        self._logger.info(
+            "model loaded", extra={"model_name": name, "model_version": version, "load_ms": round(seconds * 1e3, 2)}
+        )
+        if self._on_load:
+            self._on_load(loaded, seconds)
+        return loaded

@@ -1,0 +1,206 @@
+"""Request and response models of the HTTP API: the contract clients rely on, and the OpenAPI document.
+
+Field names keep the seed tutorial's JSON working unchanged: filename_model, filename_scaler, name_bucket,
+x_test, and the responses' message / result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+
+from deployment_model.store import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
+
+MAX_ROWS_PER_REQUEST = 10_000
+MAX_FEATURES_PER_ROW = 1_000
+DEFAULT_MODEL_NAME = "Model_ml"
+DEFAULT_SCALER_NAME = "scaler"
+CandidateName = Literal["knn", "sgd", "logistic_regression", "random_forest"]
+
+
+class TooManyRowsError(Exception):
+    """More rows than one request may carry: answered 413, not 400 (the request is fine, just too big)."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(f"x_test has {rows} rows; at most {MAX_ROWS_PER_REQUEST} per request: split the batch")
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """x_test as a float64 matrix, remembering whether the client sent one flat row."""
+
+    matrix: np.ndarray
+    single_row: bool
+
+
+_NUMBER_TYPES = {int, float}
+
+
+def parse_rows(value: Any) -> FeatureRows:
+    """Validate x_test in bulk: C-level passes over the values and numpy checks, no Python loop per value."""
+    if not isinstance(value, list) or not value:
+        raise ValueError("x_test must be a non-empty list: one row [f1, f2, ...] or rows [[f1, f2, ...], ...]")
+    outer_types = set(map(type, value))
+    if outer_types == {list}:
+        rows, single_row = value, False
+        if len(rows) > MAX_ROWS_PER_REQUEST:
+            raise TooManyRowsError(len(rows))
+        value_types = set(map(type, chain.from_iterable(rows)))
+    elif list not in outer_types:
+        rows, single_row, value_types = [value], True, outer_types
+    else:
+        raise ValueError("x_test must be one row of numbers or a list of rows of numbers, not a mix")
+    if not value_types <= _NUMBER_TYPES:
+        found = sorted(t.__name__ for t in value_types - _NUMBER_TYPES)
+        raise ValueError(f"x_test rows must hold numbers only; found {', '.join(found)}")
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except ValueError:
+        raise ValueError("x_test rows must all have the same number of values") from None
+    except OverflowError:
+        raise ValueError("x_test holds a number too large for a 64-bit float") from None
+    if matrix.ndim != 2 or matrix.shape[1] == 0:
+        raise ValueError("x_test rows must not be empty")
+    if matrix.shape[1] > MAX_FEATURES_PER_ROW:
+        raise ValueError(f"x_test rows may have at most {MAX_FEATURES_PER_ROW} values")
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite.all(axis=1))[0])
+        raise ValueError(f"x_test must hold finite numbers only; row {row} does not")
+    return FeatureRows(matrix, single_row)
+
+
+def _no_dot_dot(value: str) -> str:
+    if ".." in value:
+        raise ValueError("must not contain '..'")
+    return value
+
+
+Name = Annotated[
+    str,
+    Field(pattern=NAME_PATTERN.pattern, max_length=128, strict=True),
+    AfterValidator(_no_dot_dot),
+]
+DataKey = Annotated[
+    str,
+    Field(pattern=DATA_KEY_PATTERN.pattern, max_length=1024, strict=True),
+    AfterValidator(_no_dot_dot),
+]
+Version = Annotated[str, Field(pattern=VERSION_PATTERN.pattern, strict=True)]
+ColumnName = Annotated[str, Field(min_length=1, max_length=256, strict=True)]
+GridValue = int | float | str | bool | None
+ParamGrid = dict[Annotated[str, Field(max_length=64)], Annotated[list[GridValue], Field(min_length=1, max_length=20)]]
+
+_ROW_SCHEMA = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_FEATURES_PER_ROW}
+Rows = Annotated[
+    FeatureRows,
+    PlainValidator(parse_rows),
+    WithJsonSchema(
+        {
+            "description": "One row of features (result is one label) or a list of rows (result is a list).",
+            "oneOf": [_ROW_SCHEMA, {"type": "array", "items": _ROW_SCHEMA, "minItems": 1}],
+        }
+    ),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name_bucket: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Optional, kept for the seed's JSON: must be the stack's own bucket (MODEL_BUCKET).",
+    )
+
+
+class PredictRequest(_Request):
+    x_test: Rows
+    filename_model: Name = Field(default=DEFAULT_MODEL_NAME, description="Which model to ask.")
+    filename_scaler: Name | None = Field(
+        default=None, description="Must name the scaler trained with the model; omitted: that scaler."
+    )
+    model_version: Version | None = Field(default=None, description="Pin a published version; omitted: latest.")
+
+
+class TrainRequest(_Request):
+    filename_model: Name = Field(default=DEFAULT_MODEL_NAME, description="Name to publish the model under.")
+    filename_scaler: Name = Field(default=DEFAULT_SCALER_NAME, description="Name of the scaler artifact.")
+    data_key: DataKey | None = Field(
+        default=None, description="A CSV object in the stack's bucket; omitted: the seed's iris recipe."
+    )
+    target_column: ColumnName | None = None
+    feature_columns: Annotated[list[ColumnName], Field(min_length=1, max_length=MAX_FEATURES_PER_ROW)] | None = None
+    candidates: (
+        Annotated[list[CandidateName], Field(min_length=1, max_length=4)]
+        | Annotated[dict[CandidateName, ParamGrid | None], Field(min_length=1, max_length=4)]
+        | None
+    ) = Field(default=None, description="Estimators to search; omitted: knn and sgd with the seed's grids.")
+
+    @model_validator(mode="after")
+    def _data_fields_go_together(self) -> TrainRequest:
+        if (self.data_key is None) != (self.target_column is None):
+            raise ValueError("data_key and target_column go together: give both, or neither for the iris recipe")
+        if self.feature_columns is not None and self.data_key is None:
+            raise ValueError("feature_columns needs data_key")
+        return self
+
+    def candidate_grids(self) -> dict[str, ParamGrid | None] | None:
+        if isinstance(self.candidates, list):
+            return {name: None for name in self.candidates}
+        return self.candidates
+
+
+class Metrics(BaseModel):
+    f1_macro: float
+    accuracy: float
+
+
+class RowCounts(BaseModel):
+    total: int
+    train: int
+    test: int
+
+
+class TrainResponse(BaseModel):
+    message: str = "Train successfully"
+    model_name: str
+    model_version: str
+    scaler_name: str
+    candidate: str
+    estimator: str
+    params: dict[str, Any]
+    metrics: Metrics
+    candidate_scores: dict[str, float] = Field(description="Held-out f1_macro of each candidate's best fit.")
+    rows: RowCounts
+    feature_names: list[str]
+    labels: list[str]
+    training_data: str
+    duration_seconds: float
+
+
+class PredictResponse(BaseModel):
+    result: str | list[str] = Field(description="Label per row; a single label when x_test was one row.")
+    prediction: int | list[int] = Field(description="Class index per row, into `labels`.")
+    probabilities: list[float] | list[list[float]] | None = Field(
+        description="Probability of each label per row, where the estimator has them; else null."
+    )
+    labels: list[str]
+    model_name: str
+    model_version: str
+    rows: int
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="A stable code, e.g. invalid_request, model_not_found.")
+    message: str = Field(description="What is wrong, naming the field or resource.")
+    details: list[ErrorDetail] | None = None

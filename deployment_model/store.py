@@ -1,0 +1,353 @@
+"""Model storage: immutable versions published by a pointer written last.
+
+Layout, the same in S3 and in a local directory:
+
+    models/<name>/versions/<version>/<name>.joblib      the classifier
+    models/<name>/versions/<version>/<scaler>.joblib    the scaler fitted in the same run
+    models/<name>/versions/<version>/metadata.json      sha256 of both, library versions, metrics, ...
+    models/<name>/latest.json                           {"version", "metadata_sha256"}: written LAST
+
+A reader follows pointer -> metadata (digest checked) -> artifacts (digests checked) -> unpickle, so it
+never serves a half-written run, never pairs a model with another run's scaler, and never unpickles bytes
+this service did not write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import boto3
+import joblib
+import numpy
+import orjson
+import sklearn
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+MODELS_PREFIX = "models/"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+VERSION_PATTERN = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
+DATA_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=+-]{0,1023}$")
+
+
+class StoreError(Exception):
+    """Base of everything the store raises on purpose; the message is safe to show a client."""
+
+
+class ObjectNotFoundError(StoreError):
+    pass
+
+
+class ModelNotFoundError(StoreError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
+    """Storage could not be reached or answered with a server error: worth retrying later."""
+
+
+class StoreAccessError(StoreError):
+    """Storage refused the request (permissions, missing bucket): a deployment problem, not the client's."""
+
+
+class ArtifactIntegrityError(StoreError):
+    """Stored bytes differ from what their metadata says was written: corruption or tampering."""
+
+
+class IncompatibleModelError(StoreError):
+    """The version was written by other library versions than the ones serving it."""
+
+
+class ObjectStore(Protocol):
+    """The one small interface both backends implement: whole objects by key."""
+
+    location: str
+
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ObjectNotFoundError if absent, StoreUnavailableError if unreachable."""
+        ...
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write the whole object; readers see the old object or the new one, never a mix."""
+        ...
+
+
+class DirectoryObjectStore:
+    """Objects as files under a root folder: the default for local runs, survives restarts."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.location = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ObjectNotFoundError(f"key {key!r} is outside the store")
+        return path
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFoundError(f"no object {key!r} in {self.location}") from None
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write aside then rename: a rename is atomic, so readers never see a partial file.
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as handle:
+            handle.write(data)
+        os.replace(handle.name, path)
+
+
+class S3ObjectStore:
+    """Objects in one S3 bucket. The endpoint comes from boto3's standard AWS_ENDPOINT_URL_S3."""
+
+    # Worst case for one call: 2 attempts x (1 s connect + 3 s read) + backoff, about 9 s:
+    # inside the inference timeout (30 s) and API Gateway's 29 s, so a fault becomes a 503, not a 504.
+    CONNECT_TIMEOUT_SECONDS = 1.0
+    READ_TIMEOUT_SECONDS = 3.0
+    MAX_ATTEMPTS = 2
+
+    def __init__(self, bucket: str, client: Any = None) -> None:
+        self.bucket = bucket
+        self.location = f"s3://{bucket}"
+        self._client = client or self._default_client()
+
+    @classmethod
+    def _default_client(cls) -> Any:
+        config = Config(
+            connect_timeout=cls.CONNECT_TIMEOUT_SECONDS,
+            read_timeout=cls.READ_TIMEOUT_SECONDS,
+            retries={"mode": "standard", "max_attempts": cls.MAX_ATTEMPTS},
+        )
+        return boto3.session.Session().client("s3", config=config)
+
+    def get(self, key: str) -> bytes:
+        with self._translate_errors(key):
+            return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._translate_errors(key):
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    @contextmanager
+    def _translate_errors(self, key: str) -> Iterator[None]:
+        """botocore's exceptions become the store's, so callers never see botocore."""
+        try:
+            yield
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectNotFoundError(f"no object {key!r} in {self.location}") from None
+            if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
+                raise StoreUnavailableError(f"{self.location} answered {code or status}") from None
+            raise StoreAccessError(f"{self.location} refused access to {key!r}: {code}") from None
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(f"{self.location} could not be reached: {type(exc).__name__}") from None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, unpickled model version: the classifier, its own scaler, and their metadata."""
+
+    name: str
+    version: str
+    model: Any
+    scaler: Any
+    metadata: dict[str, Any]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.metadata["feature_names"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata["labels"])
+
+
+def runtime_versions() -> dict[str, str]:
+    """The library versions an artifact depends on; a pickle is only safe to load under the same ones."""
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique across concurrent trainings: 20261124T123456123456Z-1a2b3c4d."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(4)}"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _dump(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    return buffer.getvalue()
+
+
+class ModelStore:
+    """Versioned models on top of an ObjectStore; the versioning rules live here once for both backends."""
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+
+    @staticmethod
+    def _version_prefix(name: str, version: str) -> str:
+        return f"{MODELS_PREFIX}{name}/versions/{version}/"
+
+    @staticmethod
+    def _pointer_key(name: str) -> str:
+        return f"{MODELS_PREFIX}{name}/latest.json"
+
+    def publish(
+        self,
+        name: str,
+        scaler_name: str,
+        model: Any,
+        scaler: Any,
+        details: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Write a new immutable version, then point `latest` at it. Returns the version's metadata."""
+        _check_name(name, "filename_model")
+        _check_name(scaler_name, "filename_scaler")
+        version = new_version_id()
+        prefix = self._version_prefix(name, version)
+        model_bytes, scaler_bytes = _dump(model), _dump(scaler)
+        artifacts = {
+            "model": {"key": f"{prefix}{name}.joblib", "sha256": _sha256(model_bytes), "bytes": len(model_bytes)},
+            "scaler": {
+                "key": f"{prefix}{scaler_name}.joblib",
+                "sha256": _sha256(scaler_bytes),
+                "bytes": len(scaler_bytes),
+            },
+        }
+        metadata = {
+            **details,
+            "name": name,
+            "version": version,
+            "scaler_name": scaler_name,
+            "created_at": datetime.now(UTC).isoformat(),
+            "artifacts": artifacts,
+            "runtime": runtime_versions(),
+        }
+        metadata_bytes = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+        self.objects.put(artifacts["model"]["key"], model_bytes)
+        self.objects.put(artifacts["scaler"]["key"], scaler_bytes)
+        self.objects.put(f"{prefix}metadata.json", metadata_bytes)
+        pointer = {"version": version, "metadata_sha256": _sha256(metadata_bytes)}
+        self.objects.put(self._pointer_key(name), orjson.dumps(pointer))  # last: this publishes the version
+        return orjson.loads(metadata_bytes)
+
+    def latest_pointer(self, name: str) -> dict[str, str]:
+        """The small object read to learn whether a newer version was published."""
+        _check_name(name, "filename_model")
+        try:
+            pointer = orjson.loads(self.objects.get(self._pointer_key(name)))
+        except ObjectNotFoundError:
+            raise ModelNotFoundError(f"model {name!r} has not been trained yet") from None
+        except orjson.JSONDecodeError:
+            raise ArtifactIntegrityError(f"model {name!r}: its latest-version pointer is not valid JSON") from None
+        if not isinstance(pointer, dict) or not VERSION_PATTERN.match(str(pointer.get("version", ""))):
+            raise ArtifactIntegrityError(f"model {name!r}: its latest-version pointer is malformed")
+        return pointer
+
+    def load(self, name: str, version: str | None = None, metadata_sha256: str | None = None) -> LoadedModel:
+        """Load a version (the published one when None), verifying every digest before unpickling.
+
+        metadata_sha256 comes from the pointer; a caller that already read the pointer passes it on.
+        """
+        if version is None:
+            pointer = self.latest_pointer(name)
+            version, metadata_sha256 = pointer["version"], pointer.get("metadata_sha256")
+        metadata = self.load_metadata(name, version, metadata_sha256)
+        _check_compatible(metadata)
+        model = self._load_artifact(metadata, "model")
+        scaler = self._load_artifact(metadata, "scaler")
+        return LoadedModel(name=name, version=version, model=model, scaler=scaler, metadata=metadata)
+
+    def load_metadata(self, name: str, version: str, expected_sha256: str | None = None) -> dict[str, Any]:
+        _check_name(name, "filename_model")
+        if not VERSION_PATTERN.match(version):
+            raise ModelNotFoundError(f"model {name!r} has no version {version!r}")
+        try:
+            raw = self.objects.get(f"{self._version_prefix(name, version)}metadata.json")
+        except ObjectNotFoundError:
+            raise ModelNotFoundError(f"model {name!r} has no version {version!r}") from None
+        if expected_sha256 is not None and _sha256(raw) != expected_sha256:
+            raise ArtifactIntegrityError(f"model {name!r} version {version}: metadata sha256 mismatch")
+        try:
+            metadata = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ArtifactIntegrityError(f"model {name!r} version {version}: metadata is not valid JSON") from None
+        if metadata.get("name") != name or metadata.get("version") != version:
+            raise ArtifactIntegrityError(f"model {name!r} version {version}: metadata names another model")
+        return metadata
+
+    def _load_artifact(self, metadata: dict[str, Any], kind: str) -> Any:
+        entry = metadata["artifacts"][kind]
+        where = f"model {metadata['name']!r} version {metadata['version']}"
+        prefix = self._version_prefix(metadata["name"], metadata["version"])
+        if not str(entry["key"]).startswith(prefix):
+            raise ArtifactIntegrityError(f"{where}: {kind} artifact lies outside its version folder")
+        try:
+            data = self.objects.get(entry["key"])
+        except ObjectNotFoundError:
+            raise ArtifactIntegrityError(f"{where}: {kind} artifact is missing") from None
+        if _sha256(data) != entry["sha256"]:
+            raise ArtifactIntegrityError(f"{where}: {kind} artifact sha256 mismatch; refusing to unpickle it")
+        return joblib.load(io.BytesIO(data))
+
+    def read_data(self, key: str) -> bytes:
+        """A user's training data, from the same bucket but never from the models' own prefix."""
+        if not DATA_KEY_PATTERN.match(key) or ".." in key or "//" in key or key.startswith(MODELS_PREFIX):
+            raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
+        return self.objects.get(key)
+
+
+def _check_name(name: str, field: str) -> None:
+    if not NAME_PATTERN.match(name) or ".." in name:
+        raise ModelNotFoundError(f"{field} {name!r} is not a valid name")
+
+
+def _check_compatible(metadata: dict[str, Any]) -> None:
+    written = metadata.get("runtime", {})
+    running = runtime_versions()
+    mismatched = {
+        lib: (written.get(lib), running[lib]) for lib in ("scikit-learn",) if written.get(lib) != running[lib]
+    }
+    if mismatched:
+        details = ", ".join(f"{lib} {was} (serving {now})" for lib, (was, now) in mismatched.items())
+        raise IncompatibleModelError(
+            f"model {metadata['name']!r} version {metadata['version']} was trained with {details}; "
+            "retrain it or pin a version trained with the serving libraries"
+        )
+
+
+def store_from_environment(environ: Mapping[str, str] | None = None) -> ModelStore:
+    """MODEL_STORE_DIR picks a local folder; otherwise MODEL_BUCKET picks the S3 bucket."""
+    environ = os.environ if environ is None else environ
+    if environ.get("MODEL_STORE_DIR"):
+        return ModelStore(DirectoryObjectStore(environ["MODEL_STORE_DIR"]))
+    if environ.get("MODEL_BUCKET"):
+        return ModelStore(S3ObjectStore(environ["MODEL_BUCKET"]))
+    raise RuntimeError("set MODEL_BUCKET (S3) or MODEL_STORE_DIR (a local folder) to say where models live")

@@ -1,0 +1,52 @@
+"""Train function: POST /train fits the recipe (iris, or a CSV from the bucket) and publishes a version."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from deployment_model.api import ServiceApp, check_bucket, error_responses, handle_event, logger, metrics, register_error
+from deployment_model.schemas import TrainRequest, TrainResponse
+from deployment_model.store import store_from_environment
+from deployment_model.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
+
+register_error(TrainingError, HTTPStatus.BAD_REQUEST, "invalid_training_request")
+store = store_from_environment()
+app = ServiceApp()
+
+
+@app.post(
+    "/train",
+    summary="Train a model and publish it as a new version",
+    responses=error_responses(400, 403, 404, 503),
+)
+def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
+    check_bucket(request.name_bucket)
+    grids = resolve_grids(request.candidate_grids())
+    if request.data_key and request.target_column:
+        data = store.read_data(request.data_key)
+        dataset = csv_dataset(data, request.target_column, request.feature_columns, source=request.data_key)
+    else:
+        dataset = iris_dataset()
+    trained = train_model(dataset, grids)
+    summary = trained.summary()
+    metadata = store.publish(request.filename_model, request.filename_scaler, trained.model, trained.scaler, summary)
+    metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=trained.duration_seconds)
+    logger.info(
+        "model published",
+        extra={"model_name": metadata["name"], "model_version": metadata["version"], "rows": trained.rows["total"]},
+    )
+    return TrainResponse(
+        model_name=metadata["name"], model_version=metadata["version"], scaler_name=metadata["scaler_name"], **summary
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    return handle_event(app, event, context, direct_path="/train")

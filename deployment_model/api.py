@@ -215,7 +215,7 @@ def _resolve(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> 
 
 
 def _with_plain_body(event: dict[str, Any]) -> dict[str, Any]:
-    """The event with its body checked and base64-decoded, before any JSON parsing."""
+    """The event with its body checked, base64-decoded and declared JSON, before any parsing."""
     body = event.get("body")
     if body is None or body == "":
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
@@ -225,15 +225,17 @@ def _with_plain_body(event: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"request body is over {MAX_BODY_BYTES} bytes"
         )
-    if not event.get("isBase64Encoded"):
-        return event
-    try:
-        decoded = base64.b64decode(body, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST, "invalid_request", "request body is flagged isBase64Encoded but is not base64 text"
-        ) from None
-    return {**event, "body": decoded, "isBase64Encoded": False}
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ApiError(
+                HTTPStatus.BAD_REQUEST, "invalid_request", "request body is flagged isBase64Encoded but is not base64"
+            ) from None
+    # The API speaks JSON only: parse the body as JSON whatever Content-Type says (curl -d sends a form type).
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    headers["content-type"] = content_types.APPLICATION_JSON
+    return {**event, "headers": headers, "body": body, "isBase64Encoded": False}
 
 
 def _proxy(response: Response) -> dict[str, Any]:

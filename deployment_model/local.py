@@ -1,0 +1,260 @@
+"""Run the service on a laptop: no AWS, no Docker.
+
+`serve` stands in for API Gateway and the Lambda runtime: each HTTP request becomes the REST proxy event
+API Gateway would send, and goes through the same `lambda_handler` the images run. `train` and `predict`
+invoke the handlers directly, as the Lambda console or `sam local invoke` would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 3000  # the port `sam local start-api` uses
+DEFAULT_STORE_DIR = ".model-store"
+OPENAPI_PATH = "/openapi.json"
+MAX_BODY_BYTES = 6 * 1024 * 1024  # what Lambda accepts synchronously
+
+# Which function answers which path: the same mapping as the API in template.yaml.
+FUNCTIONS = {
+    "train": "deployment_model.train.app",
+    "inference": "deployment_model.inference.app",
+}
+ROUTES = {"/train": "train", "/predict": "inference", "/inference": "inference"}
+
+Handler = Callable[[Any, Any], dict[str, Any]]
+
+
+@dataclass
+class LocalContext:
+    """The attributes of Lambda's context object that the handlers and Powertools read."""
+
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = ""
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+    deadline: float = field(default_factory=lambda: time.monotonic() + 900)
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def configure_environment(store_dir: str | None) -> None:
+    """Choose the store before the handlers are imported (they open it at init, as in Lambda)."""
+    if store_dir:
+        os.environ["MODEL_STORE_DIR"] = store_dir
+    elif not os.environ.get("MODEL_BUCKET"):
+        os.environ.setdefault("MODEL_STORE_DIR", DEFAULT_STORE_DIR)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep stdout readable
+
+
+def load_handler(function: str) -> Handler:
+    return importlib.import_module(FUNCTIONS[function]).lambda_handler
+
+
+def invoke(function: str, event: Any) -> dict[str, Any]:
+    """A direct invocation; what the function prints (its logs and metrics) goes to stderr."""
+    handler = load_handler(function)
+    with contextlib.redirect_stdout(sys.stderr):
+        return handler(event, LocalContext(function_name=function))
+
+
+def openapi_document() -> dict[str, Any]:
+    """One OpenAPI document for both functions' routes, generated from their Powertools apps."""
+    document: dict[str, Any] = {}
+    for module in FUNCTIONS.values():
+        app = importlib.import_module(module).app
+        part = json.loads(app.get_openapi_json_schema(title="ML service", version="1.0.0"))
+        if not document:
+            document = part
+            continue
+        document["paths"].update(part["paths"])
+        document.setdefault("components", {}).setdefault("schemas", {}).update(
+            part.get("components", {}).get("schemas", {})
+        )
+    return document
+
+
+def proxy_event(method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
+    """The REST API proxy event API Gateway builds for this request (the shape `sam local` generates)."""
+    url = urlsplit(target)
+    query = dict(parse_qsl(url.query, keep_blank_values=True)) or None
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+    return {
+        "resource": url.path,
+        "path": url.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": url.path,
+            "httpMethod": method,
+            "path": f"/Prod{url.path}",
+            "stage": "Prod",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip},
+            "protocol": "HTTP/1.1",
+        },
+        "body": text if body else None,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
+    server_version = "ml-service-local"
+    handlers: dict[str, Handler] = {}
+    openapi: bytes = b"{}"
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == OPENAPI_PATH:
+            self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
+        else:
+            self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = lambda self: self._dispatch()  # noqa: E731
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            message = {"error": "body_too_large", "message": f"request body is over {MAX_BODY_BYTES} bytes"}
+            self.close_connection = True  # the unread body must not be taken for the next request
+            self._send(413, {"Content-Type": ["application/json"]}, json.dumps(message).encode())
+            return
+        body = self.rfile.read(length) if length else b""
+        path = urlsplit(self.path).path
+        function = ROUTES.get(path, "inference")  # an unknown path still gets the handler's own 404
+        headers = {name: value for name, value in self.headers.items()}
+        event = proxy_event(self.command, self.path, headers, body, self.client_address[0])
+        answer = self.handlers[function](event, LocalContext(function_name=function))
+        payload = answer.get("body") or ""
+        data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
+        multi = dict(answer.get("multiValueHeaders") or {})
+        for name, value in (answer.get("headers") or {}).items():
+            multi.setdefault(name, [value])
+        self._send(int(answer["statusCode"]), multi, data)
+
+    def _send(self, status: int, headers: dict[str, list[str]], data: bytes) -> None:
+        self.send_response(status)
+        for name, values in headers.items():
+            for value in values:
+                self.send_header(name, str(value))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def make_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, quiet: bool = False) -> ThreadingHTTPServer:
+    """A threaded HTTP server wired to both handlers; port 0 picks a free port."""
+    handler_class = type(
+        "RequestHandler",
+        (_RequestHandler,),
+        {
+            "handlers": {name: load_handler(name) for name in FUNCTIONS},
+            "openapi": json.dumps(openapi_document()).encode(),
+            **({"log_message": lambda self, *args: None} if quiet else {}),
+        },
+    )
+    server = ThreadingHTTPServer((host, port), handler_class)
+    server.daemon_threads = True
+    return server
+
+
+def _rows(values: Sequence[str]) -> list[list[float]]:
+    try:
+        return [[float(v) for v in row.split(",")] for row in values]
+    except ValueError:
+        raise SystemExit("each row is comma-separated numbers, e.g. 0.7,1") from None
+
+
+def _print_answer(answer: dict[str, Any]) -> int:
+    print(json.dumps(answer, indent=2))
+    return 0 if answer.get("statusCode", 500) < 400 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployment_model", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--store-dir",
+        help=f"local model folder (default {DEFAULT_STORE_DIR}; S3 when MODEL_BUCKET is set and this is not)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve POST /train, /predict, /inference locally")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="bind address (default loopback only)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+
+    train = commands.add_parser("train", help="train and publish a model (a direct invocation)")
+    train.add_argument("--filename-model", default=None)
+    train.add_argument("--filename-scaler", default=None)
+    train.add_argument("--data-key", help="CSV key in the store; omitted: the iris recipe")
+    train.add_argument("--target-column")
+    train.add_argument("--feature-columns", help="comma-separated")
+    train.add_argument("--candidates", help="comma-separated: knn,sgd,logistic_regression,random_forest")
+
+    predict = commands.add_parser("predict", help="predict rows (a direct invocation)")
+    predict.add_argument("rows", nargs="+", help="one or more rows, each comma-separated, e.g. 0.7,1 2.0,5.5")
+    predict.add_argument("--filename-model", default=None)
+    predict.add_argument("--model-version", default=None)
+
+    args = parser.parse_args(argv)
+    configure_environment(args.store_dir)
+
+    if args.command == "serve":
+        server = make_server(args.host, args.port)
+        where = "loopback only" if args.host in ("127.0.0.1", "localhost", "::1") else "EXPOSED beyond this machine"
+        store = os.environ.get("MODEL_STORE_DIR") or f"s3://{os.environ['MODEL_BUCKET']}"
+        print(f"Serving on http://{args.host}:{server.server_port} ({where}); models in {store}", flush=True)
+        print(f"Routes: POST /train, POST /predict, POST /inference; OpenAPI at {OPENAPI_PATH}", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return 0
+
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the answer is the output; logs only on trouble
+    options = {"filename_model": args.filename_model}
+    if args.command == "train":
+        options |= {
+            "filename_scaler": args.filename_scaler,
+            "data_key": args.data_key,
+            "target_column": args.target_column,
+            "feature_columns": args.feature_columns.split(",") if args.feature_columns else None,
+            "candidates": args.candidates.split(",") if args.candidates else None,
+        }
+        return _print_answer(invoke("train", {k: v for k, v in options.items() if v is not None}))
+    rows = _rows(args.rows)
+    options |= {"x_test": rows[0] if len(rows) == 1 else rows, "model_version": args.model_version}
+    return _print_answer(invoke("inference", {k: v for k, v in options.items() if v is not None}))

@@ -44,7 +44,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlSe
 class ApiError(Exception):
     """An error answered as-is: status, a stable code, and a message naming the problem."""
 
-    def __init__(self, status: HTTPStatus, code: str, message: str, headers: Mapping[str, str] | None = None):
+    def __init__(self, status: HTTPStatus, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = dict(headers or {})
@@ -173,8 +173,7 @@ def check_bucket(name_bucket: str | None) -> None:
         raise ApiError(
             HTTPStatus.FORBIDDEN,
             "bucket_forbidden",
-            f"name_bucket {name_bucket!r} is not this service's bucket: it stores models in {where}; "
-            "omit name_bucket",
+            f"name_bucket {name_bucket!r} is not this service's bucket: it stores models in {where}; omit name_bucket",
         )
 
 
@@ -243,4 +242,3 @@ def _proxy(response: Response) -> dict[str, Any]:
     headers = {"Content-Type": content_types.APPLICATION_JSON, **(response.headers or {})}
     multi_value = {name: value if isinstance(value, list) else [value] for name, value in headers.items()}
     return {"statusCode": int(response.status_code), "multiValueHeaders": multi_value, "body": body}
-

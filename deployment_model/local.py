@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_HOST = "127.0.0.1"
@@ -129,8 +129,8 @@ def proxy_event(method: str, target: str, headers: dict[str, str], body: bytes, 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
     server_version = "ml-service-local"
-    handlers: dict[str, Handler] = {}
-    openapi: bytes = b"{}"
+    handlers: ClassVar[dict[str, Handler]] = {}  # set by make_server
+    openapi: ClassVar[bytes] = b"{}"
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path == OPENAPI_PATH:
@@ -138,7 +138,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             self._dispatch()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = lambda self: self._dispatch()  # noqa: E731
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = lambda self: self._dispatch()
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -170,7 +170,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
 

@@ -141,9 +141,7 @@ def iris_dataset() -> Dataset:
     return Dataset(features, target, list(SEED_FEATURES), list(SEED_LABELS), "iris")
 
 
-def csv_dataset(
-    data: bytes, target_column: str, feature_columns: Sequence[str] | None, source: str
-) -> Dataset:
+def csv_dataset(data: bytes, target_column: str, feature_columns: Sequence[str] | None, source: str) -> Dataset:
     """A user's CSV: numeric feature columns and any target column; labels are the target's values."""
     try:
         frame = pd.read_csv(io.BytesIO(data))
@@ -196,9 +194,7 @@ def resolve_grids(
         grid = {key: list(values) for key, values in (grid or candidate.default_grid).items()}
         unknown = sorted(set(grid) - candidate.tunable)
         if unknown:
-            raise TrainingError(
-                f"candidate {name!r} cannot tune {unknown}; tunable: {sorted(candidate.tunable)}"
-            )
+            raise TrainingError(f"candidate {name!r} cannot tune {unknown}; tunable: {sorted(candidate.tunable)}")
         combinations = len(ParameterGrid(grid))
         if combinations > MAX_GRID_COMBINATIONS:
             raise TrainingError(
@@ -254,7 +250,8 @@ def train_model(
         if best is None or held_out > best[0]:  # strictly greater: the first candidate wins a tie
             best = (held_out, name, search.best_estimator_, dict(search.best_params_))
 
-    assert best is not None, "resolve_grids never returns an empty selection"
+    if best is None:
+        raise TrainingError("choose at least one candidate")
     f1_macro, name, model, params = best
     predicted = model.predict(x_test_scaled)
     return TrainedModel(

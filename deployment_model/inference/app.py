@@ -33,7 +33,10 @@ app = ServiceApp()
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": {
-        200: {"description": "Labels, class indexes and probabilities", "content": {"application/json": {"model": PredictResponse}}},
+        200: {
+            "description": "Labels, class indexes and probabilities",
+            "content": {"application/json": {"model": PredictResponse}},
+        },
         **error_responses(400, 403, 404, 409, 413, 503),
     },
 }

@@ -10,7 +10,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployment_model.api import ServiceApp, check_bucket, error_responses, handle_event, logger, metrics, register_error
+from deployment_model.api import (
+    ServiceApp,
+    check_bucket,
+    error_responses,
+    handle_event,
+    logger,
+    metrics,
+    register_error,
+)
 from deployment_model.schemas import TrainRequest, TrainResponse
 from deployment_model.store import store_from_environment
 from deployment_model.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model

@@ -1,0 +1,87 @@
+"""Fixtures shared by every test: offline AWS credentials, and the two functions wired to a store."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from deployment_model.local import LocalContext
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+SEED_BUCKET = "s3-bucket-model"  # the bucket name in the seed tutorial's JSON
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def offline_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no inherited configuration: nothing here may reach a real AWS endpoint."""
+    for name in ("MODEL_BUCKET", "MODEL_STORE_DIR", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+@dataclass
+class Service:
+    """Both functions as Lambda would run them, plus direct access to their modules."""
+
+    train_module: ModuleType
+    inference_module: ModuleType
+
+    def train(self, event: Any) -> dict[str, Any]:
+        return self.train_module.lambda_handler(event, LocalContext(function_name="train"))
+
+    def predict(self, event: Any) -> dict[str, Any]:
+        return self.inference_module.lambda_handler(event, LocalContext(function_name="inference"))
+
+
+def start_service() -> Service:
+    """(Re)import both handlers so they open the store the environment now names, as a cold start does."""
+    modules = [importlib.import_module(f"deployment_model.{name}.app") for name in ("train", "inference")]
+    train, inference = (importlib.reload(module) for module in modules)
+    return Service(train, inference)
+
+
+@pytest.fixture
+def local_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Service:
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    return start_service()
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """moto's in-process S3 with the seed's bucket created."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=SEED_BUCKET)
+        yield client
+
+
+@pytest.fixture
+def s3_service(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Service:
+    monkeypatch.setenv("MODEL_BUCKET", SEED_BUCKET)
+    return start_service()
+
+
+def body_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of a proxy response, checking it is declared as JSON."""
+    headers = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+    assert headers["content-type"] == ["application/json"]
+    return json.loads(answer["body"])

@@ -183,7 +183,7 @@ def test_other_scikit_learn_versions_are_refused(
     publish(store, trained)
     serving = {**store_module.runtime_versions(), "scikit-learn": "0.24.2"}
     monkeypatch.setattr(store_module, "runtime_versions", lambda: serving)
-    with pytest.raises(IncompatibleModelError, match="trained with scikit-learn .* \\(serving 0.24.2\\)"):
+    with pytest.raises(IncompatibleModelError, match=r"trained with scikit-learn .* \(serving 0\.24\.2\)"):
         store.load("Model_ml")
 
 

@@ -95,8 +95,8 @@ def test_every_allow_listed_candidate_trains_and_labels_like_predict(name: str) 
 
 def test_csv_labels_come_from_the_data() -> None:
     csv = b"width,length,species\n" + b"".join(
-        f"{w},{l},{s}\n".encode()
-        for w, l, s in [(0.2, 1.4, "setosa"), (1.3, 4.0, "versicolor"), (2.1, 5.8, "virginica")] * 6
+        f"{width},{length},{species}\n".encode()
+        for width, length, species in [(0.2, 1.4, "setosa"), (1.3, 4.0, "versicolor"), (2.1, 5.8, "virginica")] * 6
     )
     data = csv_dataset(csv, "species", None, "data/iris.csv")
     assert data.labels == ["setosa", "versicolor", "virginica"]

@@ -1,0 +1,170 @@
+"""Request validation: what is accepted, and that anything else is refused with a reason (never a crash)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from deployment_model.schemas import (
+    MAX_ROWS_PER_REQUEST,
+    PredictRequest,
+    TooManyRowsError,
+    TrainRequest,
+    parse_rows,
+)
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64) | st.integers(-(2**53), 2**53)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+    max_leaves=20,
+)
+
+
+def test_one_row_is_a_single_row() -> None:
+    rows = parse_rows([0.7, 1])
+    assert rows.single_row and rows.matrix.tolist() == [[0.7, 1.0]]
+
+
+def test_a_list_of_rows_keeps_order() -> None:
+    rows = parse_rows([[0.7, 1], [2.0, 5.5]])
+    assert not rows.single_row and rows.matrix.tolist() == [[0.7, 1.0], [2.0, 5.5]]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "non-empty list"),
+        ("0.7,1", "non-empty list"),
+        ([[]], "must not be empty"),
+        ([[1, 2], [1]], "same number of values"),
+        ([[1, 2], 3], "not a mix"),
+        ([[[1, 2]]], "numbers only; found list"),
+        ([True, 1], "numbers only; found bool"),
+        (["1", 2], "numbers only; found str"),
+        ([None, 2], "numbers only; found NoneType"),
+        ([{"a": 1}], "numbers only; found dict"),
+        ([1.0, math.inf], "finite numbers only; row 0"),
+        ([[1.0, 2.0], [math.nan, 1.0]], "finite numbers only; row 1"),
+        ([10**400, 1], "too large"),
+    ],
+)
+def test_bad_rows_are_refused_with_a_reason(value, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_rows(value)
+
+
+def test_more_rows_than_allowed_is_its_own_error() -> None:
+    with pytest.raises(TooManyRowsError, match=f"at most {MAX_ROWS_PER_REQUEST}"):
+        parse_rows([[1.0, 2.0]] * (MAX_ROWS_PER_REQUEST + 1))
+    assert parse_rows([[1.0, 2.0]] * MAX_ROWS_PER_REQUEST).matrix.shape == (MAX_ROWS_PER_REQUEST, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 8).flatmap(lambda width: st.lists(st.lists(finite, min_size=width, max_size=width), min_size=1)))
+def test_any_rectangle_of_finite_numbers_is_accepted_as_is(rows: list[list[float]]) -> None:
+    parsed = parse_rows(rows)
+    assert parsed.matrix.shape == (len(rows), len(rows[0]))
+    assert np.array_equal(parsed.matrix, np.array(rows, dtype=np.float64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_any_json_value_is_accepted_or_refused_cleanly(value) -> None:
+    try:
+        parsed = parse_rows(value)
+    except (ValueError, TooManyRowsError):
+        return
+    assert parsed.matrix.ndim == 2 and np.isfinite(parsed.matrix).all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["x_test", "filename_model", "filename_scaler", "name_bucket", "model_version", "x"]),
+        json_values,
+    )
+)
+def test_any_predict_body_validates_or_raises_a_validation_error(body) -> None:
+    text = json.dumps(body)  # what a client may send, big integers included
+    try:
+        PredictRequest.model_validate(orjson.loads(text))  # what the handler does with it
+    except (orjson.JSONDecodeError, ValidationError, TooManyRowsError):
+        pass
+
+
+def test_the_seeds_requests_are_valid() -> None:
+    train = TrainRequest.model_validate(
+        {"filename_model": "Model_ml", "filename_scaler": "scaler", "name_bucket": "s3-bucket-model"}
+    )
+    assert (train.filename_model, train.filename_scaler, train.name_bucket) == ("Model_ml", "scaler", "s3-bucket-model")
+    predict = PredictRequest.model_validate(
+        {
+            "x_test": [0.7, 1],
+            "filename_model": "Model_ml",
+            "filename_scaler": "scaler",
+            "name_bucket": "s3-bucket-model",
+        }
+    )
+    assert predict.x_test.single_row
+
+
+def test_defaults_are_the_seeds_names() -> None:
+    train = TrainRequest.model_validate({})
+    assert (train.filename_model, train.filename_scaler) == ("Model_ml", "scaler")
+    assert PredictRequest.model_validate({"x_test": [1, 2]}).filename_model == "Model_ml"
+
+
+@pytest.mark.parametrize(
+    "name", ["../Model_ml", "a/b", "/abs", "", ".hidden", "a..b", "x" * 129, "Model ml", "modèle", 5, None, ["a"]]
+)
+@pytest.mark.parametrize("field", ["filename_model", "filename_scaler"])
+def test_names_that_could_leave_their_place_are_refused(field: str, name) -> None:
+    with pytest.raises(ValidationError) as error:
+        TrainRequest.model_validate({field: name})
+    assert error.value.errors()[0]["loc"][0] == field
+
+
+@pytest.mark.parametrize("name", ["Model_ml", "scaler", "m", "a.b-c_D9", "x" * 128])
+def test_good_names_are_accepted(name: str) -> None:
+    assert TrainRequest.model_validate({"filename_model": name}).filename_model == name
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"data_key": "data/iris.csv"}, "data_key and target_column go together"),
+        ({"target_column": "species"}, "data_key and target_column go together"),
+        ({"feature_columns": ["a"]}, "feature_columns needs data_key"),
+        ({"data_key": "../x.csv", "target_column": "t"}, "data_key"),
+        ({"candidates": ["svm"]}, "candidates"),
+        ({"candidates": []}, "candidates"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_bad_train_requests_are_refused(body, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TrainRequest.model_validate(body)
+
+
+def test_candidates_as_names_or_with_grids() -> None:
+    assert TrainRequest.model_validate({"candidates": ["knn", "random_forest"]}).candidate_grids() == {
+        "knn": None,
+        "random_forest": None,
+    }
+    grids = TrainRequest.model_validate({"candidates": {"knn": {"n_neighbors": [3, 5]}}}).candidate_grids()
+    assert grids == {"knn": {"n_neighbors": [3, 5]}}
+
+
+def test_model_version_must_look_like_a_version() -> None:
+    with pytest.raises(ValidationError, match="model_version"):
+        PredictRequest.model_validate({"x_test": [1, 2], "model_version": "latest/../../x"})
+    pinned = PredictRequest.model_validate({"x_test": [1, 2], "model_version": "20261124T123456123456Z-1a2b3c4d"})
+    assert pinned.model_version == "20261124T123456123456Z-1a2b3c4d"

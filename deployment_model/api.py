@@ -184,6 +184,8 @@ def is_api_gateway_event(event: Any) -> bool:
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
     if is_api_gateway_event(event):
+        if str(event.get("httpMethod", "")).upper() not in app.methods_by_path.get(event.get("path", ""), ()):
+            return _resolve(app, event, context)  # the resolver's 404 or 405; the body does not matter
         try:
             plain = _with_plain_body(event)
         except ApiError as exc:

@@ -1,0 +1,74 @@
+"""Servers on loopback for the integration tests: the local API server and moto's S3 over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from deployment_model.local import make_server
+from tests.conftest import SEED_BUCKET, start_service
+
+
+@dataclass
+class Client:
+    """A tiny HTTP client for the local server: (status, headers, JSON body)."""
+
+    base_url: str
+
+    def request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers or {})  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http on loopback only
+                return response.status, dict(response.headers), json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+    def post(self, path: str, body: Any) -> tuple[int, dict[str, str], Any]:
+        return self.request("POST", path, body, headers={"Content-Type": "application/json"})
+
+
+def serve(tmp_path: Path) -> Iterator[Client]:
+    server = make_server("127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Client(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The local server on a free port, with a directory store, as `make run` starts it."""
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    start_service()
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's S3 as a real HTTP server on loopback; boto3 reaches it through AWS_ENDPOINT_URL_S3."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=SEED_BUCKET)
+    try:
+        yield client
+    finally:
+        server.stop()

@@ -1,0 +1,25 @@
+"""The handlers against moto's S3 server over a real socket: boto3's own transport and endpoint setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import SEED_BUCKET, load_event, start_service
+
+
+def test_train_and_predict_through_an_s3_compatible_endpoint(moto_server: Any, monkeypatch) -> None:
+    monkeypatch.setenv("MODEL_BUCKET", SEED_BUCKET)
+    service = start_service()
+    trained = service.train(load_event("train.json"))
+    assert trained["statusCode"] == 200
+    answer = service.predict(load_event("predict_batch.json"))
+    assert answer["result"] == ["Not virginica", "virginica", "Not virginica", "virginica"]
+
+    version = trained["model_version"]
+    keys = {o["Key"] for o in moto_server.list_objects_v2(Bucket=SEED_BUCKET)["Contents"]}
+    assert keys == {
+        "models/Model_ml/latest.json",
+        f"models/Model_ml/versions/{version}/Model_ml.joblib",
+        f"models/Model_ml/versions/{version}/scaler.joblib",
+        f"models/Model_ml/versions/{version}/metadata.json",
+    }

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 REQUIREMENTS := deployment_model/inference/requirements.txt deployment_model/train/requirements.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format openapi clean
+.PHONY: run test lint format openapi diagram clean
 
 ## run: serve POST /train, /predict, /inference on http://127.0.0.1:3000 (models in .model-store/)
 run: $(STAMP)
@@ -28,6 +28,11 @@ format: $(STAMP)
 ## openapi: regenerate docs/openapi.json from the handlers' routes and models
 openapi: $(STAMP)
 	$(BIN)/python -c "import json; from deployment_model.local import configure_environment, openapi_document; configure_environment('.model-store'); print(json.dumps(openapi_document(), indent=2))" > docs/openapi.json
+
+## diagram: redraw images/architecture.{png,svg} from images/architecture.dot (needs Graphviz: apt-get install graphviz)
+diagram:
+	dot -Tpng -Gdpi=110 images/architecture.dot -o images/architecture.png
+	dot -Tsvg images/architecture.dot -o images/architecture.svg
 
 # The runtime venv: the functions' exact pins, the package itself, and the dev tools.
 $(STAMP): pyproject.toml $(REQUIREMENTS)

@@ -90,6 +90,13 @@ def openapi_document() -> dict[str, Any]:
         document.setdefault("components", {}).setdefault("schemas", {}).update(
             part.get("components", {}).get("schemas", {})
         )
+    # Powertools documents its default 422 for validation errors; this service answers them 400 (ErrorResponse).
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["responses"].pop("422", None)
+    schemas = document["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
     return document
 
 

@@ -21,6 +21,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from deployment_model.prediction import FeatureCountError
 from deployment_model.schemas import ErrorResponse, TooManyRowsError
@@ -89,10 +90,15 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
-    """OpenAPI descriptions of the errors a route answers, all shaped as ErrorResponse."""
-    schema = {"application/json": {"model": ErrorResponse}}
-    return {status: {"description": _ERROR_DESCRIPTIONS[status], "content": schema} for status in statuses}
+def route_responses(success: type[BaseModel], description: str, *errors: int) -> dict[int, dict[str, Any]]:
+    """A route's OpenAPI responses: its success model, and the errors it answers, all shaped as ErrorResponse."""
+    responses: dict[int, dict[str, Any]] = {
+        200: {"description": description, "content": {"application/json": {"model": success}}}
+    }
+    for status in errors:
+        error_content = {"application/json": {"model": ErrorResponse}}
+        responses[status] = {"description": _ERROR_DESCRIPTIONS[status], "content": error_content}
+    return responses
 
 
 def _serialize(obj: Any) -> str:

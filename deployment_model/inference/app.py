@@ -13,7 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployment_model.api import ApiError, ServiceApp, check_bucket, error_responses, handle_event, logger, metrics
+from deployment_model.api import ApiError, ServiceApp, check_bucket, handle_event, logger, metrics, route_responses
 from deployment_model.prediction import ModelCache, Prediction, predict
 from deployment_model.schemas import PredictRequest, PredictResponse
 from deployment_model.store import LoadedModel, store_from_environment
@@ -32,13 +32,9 @@ cache = ModelCache(
 app = ServiceApp()
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
-    "responses": {
-        200: {
-            "description": "Labels, class indexes and probabilities",
-            "content": {"application/json": {"model": PredictResponse}},
-        },
-        **error_responses(400, 403, 404, 409, 413, 503),
-    },
+    "responses": route_responses(
+        PredictResponse, "Labels, class indexes and probabilities", 400, 403, 404, 409, 413, 503
+    ),
 }
 
 

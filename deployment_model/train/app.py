@@ -13,11 +13,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from deployment_model.api import (
     ServiceApp,
     check_bucket,
-    error_responses,
     handle_event,
     logger,
     metrics,
     register_error,
+    route_responses,
 )
 from deployment_model.schemas import TrainRequest, TrainResponse
 from deployment_model.store import store_from_environment
@@ -31,7 +31,7 @@ app = ServiceApp()
 @app.post(
     "/train",
     summary="Train a model and publish it as a new version",
-    responses=error_responses(400, 403, 404, 503),
+    responses=route_responses(TrainResponse, "The published version and how it scored", 400, 403, 404, 503),
 )
 def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
     check_bucket(request.name_bucket)

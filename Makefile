@@ -4,18 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := deployment_model/inference/requirements.txt deployment_model/train/requirements.txt
 STAMP := $(VENV)/.installed
+# aws-sam-cli and checkov pin boto3 exactly, and differently: each gets a venv apart from the runtime one.
+TOOLS := .venv-tools
+TOOL_STAMPS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 
-.PHONY: run test lint format openapi diagram clean
+.PHONY: run test tools lint format openapi diagram clean
 
 ## run: serve POST /train, /predict, /inference on http://127.0.0.1:3000 (models in .model-store/)
 run: $(STAMP)
 	$(BIN)/python -m deployment_model serve
 
-## test: lint, then every test (unit, integration, stack)
-test: $(STAMP)
+## test: lint, then every test (unit, integration, stack); builds the runtime and tools venvs first
+test: $(STAMP) $(TOOL_STAMPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	REQUIRE_TOOLS=1 $(BIN)/python -m pytest
+
+## tools: the SAM CLI, cfn-lint, hadolint and checkov, in their own venvs
+tools: $(TOOL_STAMPS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,5 +47,11 @@ $(STAMP): pyproject.toml $(REQUIREMENTS)
 	$(BIN)/python -m pip install --quiet -r deployment_model/train/requirements.txt -e '.[dev]'
 	touch $@
 
+$(TOOLS)/%/.installed: .ci/tools-%.txt
+	test -x $(TOOLS)/$*/bin/python || $(PYTHON) -m venv $(TOOLS)/$*
+	$(TOOLS)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/$*/bin/python -m pip install --quiet -r $<
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis build *.egg-info

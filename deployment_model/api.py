@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -109,7 +109,13 @@ class ServiceApp(APIGatewayRestResolver):
     """Powertools' REST resolver with validation on, orjson both ways, and 405 for a known path."""
 
     def __init__(self) -> None:
-        super().__init__(enable_validation=True, serializer=_serialize, json_body_deserializer=orjson.loads)
+        origin = os.environ.get("ALLOWED_ORIGIN")  # CORS stays off unless the stack names a browser origin
+        super().__init__(
+            cors=CORSConfig(allow_origin=origin, allow_headers=["X-Api-Key"], max_age=600) if origin else None,
+            enable_validation=True,
+            serializer=_serialize,
+            json_body_deserializer=orjson.loads,
+        )
         self.methods_by_path: dict[str, set[str]] = {}
         self.exception_handler(Exception)(self._answer_exception)
         self.not_found(self._answer_not_found)

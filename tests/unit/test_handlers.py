@@ -207,3 +207,17 @@ def test_the_inference_function_works_without_pandas(local_service: Service, tmp
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-2:] == ["virginica", "False"], out.stdout[-1500:]
+
+
+def test_cors_headers_only_for_the_configured_origin(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import start_service
+
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path))
+    event = proxy("/train", {})
+    event["headers"] = {**event["headers"], "Origin": "https://app.example.com"}
+    event["multiValueHeaders"] = {**event["multiValueHeaders"], "Origin": ["https://app.example.com"]}
+    closed = start_service().train(event)
+    assert "Access-Control-Allow-Origin" not in closed["multiValueHeaders"]
+    monkeypatch.setenv("ALLOWED_ORIGIN", "https://app.example.com")
+    opened = start_service().train(event)
+    assert opened["multiValueHeaders"]["Access-Control-Allow-Origin"] == ["https://app.example.com"]

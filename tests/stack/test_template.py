@@ -1,0 +1,193 @@
+"""template.yaml: what a security review checks, asserted on the CloudFormation the SAM transform makes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.stack.conftest import load_template, resources_of, run_tool, tool
+
+ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
+FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
+
+
+@pytest.fixture(autouse=True)
+def region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the transform and sam validate need one, not credentials
+
+
+def s3_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(action.startswith("s3:") for action in actions):
+                statements.append({**statement, "Action": actions})
+    return statements
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    result = run_tool([tool("sam", "cfn-lint"), "template.yaml"])
+    assert result.returncode == 0 and result.stdout == "", result.stdout
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = run_tool([tool("sam", "sam"), "validate", "--lint"], SAM_CLI_TELEMETRY="0")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checkov_fails_no_check_on_the_template_and_dockerfiles() -> None:
+    files = ["template.yaml", "deployment_model/train/Dockerfile", "deployment_model/inference/Dockerfile"]
+    args = [tool("checkov", "checkov"), "--skip-download", "--compact", "--output", "json"]
+    result = run_tool([*args, *(f"--file={f}" for f in files)], BC_SKIP_MAPPING="TRUE")
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    assert {r["check_type"] for r in reports} == {"cloudformation", "dockerfile"}
+    failed = [c["check_id"] for r in reports for c in r["results"]["failed_checks"]]
+    assert failed == [] and result.returncode == 0
+    assert all(r["summary"]["passed"] > 10 for r in reports)
+
+
+def test_every_checkov_skip_says_why() -> None:
+    for name, resource in load_template()["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 20, f"{name}: explain why {skip['id']} does not apply"
+
+
+def test_hadolint_passes_both_dockerfiles() -> None:
+    dockerfiles = ["deployment_model/train/Dockerfile", "deployment_model/inference/Dockerfile"]
+    result = run_tool([tool("sam", "hadolint"), *dockerfiles])
+    assert result.returncode == 0, result.stdout
+
+
+def test_each_route_is_a_post_to_its_function_and_needs_an_api_key(cfn: dict[str, Any]) -> None:
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    assert set(paths) == set(ROUTES)
+    for path, function in ROUTES.items():
+        assert set(paths[path]) == {"post", "options"}, f"{path}: only POST, and the CORS preflight"
+        operation = paths[path]["post"]
+        assert operation["security"] == [{"api_key": []}]
+        uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+        assert f"{function}.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+
+
+def test_a_usage_plan_throttles_and_meters_the_key(cfn: dict[str, Any]) -> None:
+    (plan,) = resources_of(cfn, "AWS::ApiGateway::UsagePlan").values()
+    assert set(plan["Properties"]["Throttle"]) == {"RateLimit", "BurstLimit"}
+    assert set(plan["Properties"]["Quota"]) == {"Limit", "Period"}
+    assert len(resources_of(cfn, "AWS::ApiGateway::ApiKey")) == 1
+    assert len(resources_of(cfn, "AWS::ApiGateway::UsagePlanKey")) == 1
+
+
+def test_the_stage_logs_access_traces_and_throttles(cfn: dict[str, Any]) -> None:
+    (stage,) = resources_of(cfn, "AWS::ApiGateway::Stage").values()
+    properties = stage["Properties"]
+    assert properties["TracingEnabled"] is True
+    assert properties["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    (settings,) = properties["MethodSettings"]
+    assert {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= set(settings)
+    assert settings["DataTraceEnabled"] is False  # full request logging would put bodies in the logs
+
+
+def test_cors_grants_no_origin_unless_one_is_given(cfn: dict[str, Any]) -> None:
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    for path in ROUTES:
+        preflight = api["Properties"]["Body"]["paths"][path]["options"]
+        assert "security" not in preflight  # browsers send preflights without the API key
+        origin = preflight["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][
+            "method.response.header.Access-Control-Allow-Origin"
+        ]
+        assert origin == {"Fn::If": ["CorsEnabled", {"Fn::Sub": "'${AllowedOrigin}'"}, {"Ref": "AWS::NoValue"}]}
+    assert cfn["Conditions"]["CorsEnabled"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AllowedOrigin"}, ""]}]}
+    assert cfn["Parameters"]["AllowedOrigin"]["Default"] == ""
+
+
+def test_the_inference_role_can_only_read_the_model_bucket(cfn: dict[str, Any]) -> None:
+    role = cfn["Resources"]["InferenceFunctionRole"]
+    actions = {action for statement in s3_statements(role) for action in statement["Action"]}
+    assert actions and all(a.startswith(("s3:Get", "s3:List")) for a in actions), actions
+    assert not {"s3:PutObject", "s3:DeleteObject", "s3:*"} & actions
+
+
+def test_the_train_role_touches_only_the_model_bucket(cfn: dict[str, Any]) -> None:
+    role = cfn["Resources"]["TrainFunctionRole"]
+    statements = s3_statements(role)
+    actions = {action for statement in statements for action in statement["Action"]}
+    assert {"s3:PutObject", "s3:GetObject"} <= actions and "s3:*" not in actions
+    for statement in statements:
+        for resource in statement["Resource"]:
+            assert resource != "*" and json.dumps(resource).count('"Ref": "ModelBucket"') == 1, resource
+
+
+def test_no_role_has_a_full_access_managed_policy_or_s3_wildcards(cfn: dict[str, Any]) -> None:
+    for name, role in resources_of(cfn, "AWS::IAM::Role").items():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert "FullAccess" not in json.dumps(arn), (name, arn)
+        for statement in s3_statements(role):
+            assert "s3:*" not in statement["Action"] and statement["Resource"] != "*", name
+
+
+def test_the_bucket_policy_denies_requests_without_tls(cfn: dict[str, Any]) -> None:
+    (policy,) = resources_of(cfn, "AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert len(statement["Resource"]) == 2  # the bucket and its objects
+
+
+def test_the_model_bucket_is_private_versioned_encrypted_and_retained(cfn: dict[str, Any]) -> None:
+    bucket = cfn["Resources"]["ModelBucket"]
+    assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+    properties = bucket["Properties"]
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(properties["PublicAccessBlockConfiguration"].values())
+    (encryption,) = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    (rule,) = properties["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == {"Ref": "NoncurrentVersionExpirationInDays"}
+
+
+def test_no_fixed_physical_names(cfn: dict[str, Any]) -> None:
+    for name, resource in cfn["Resources"].items():
+        properties = resource.get("Properties", {})
+        fixed = {key for key in FIXED_NAME_PROPERTIES & set(properties) if isinstance(properties[key], str)}
+        assert not fixed, f"{name} fixes {fixed}: names collide across stacks and accounts"
+
+
+def test_functions_are_images_with_their_limits_and_environment(cfn: dict[str, Any]) -> None:
+    functions = resources_of(cfn, "AWS::Lambda::Function")
+    train, inference = functions["TrainFunction"]["Properties"], functions["InferenceFunction"]["Properties"]
+    assert train["PackageType"] == inference["PackageType"] == "Image"
+    assert train["Timeout"] == 900 and inference["Timeout"] <= 30
+    assert train["MemorySize"] == {"Ref": "TrainMemorySize"} and inference["MemorySize"] == {
+        "Ref": "InferenceMemorySize"
+    }
+    for properties in (train, inference):
+        assert properties["Architectures"] == [{"Ref": "Architecture"}]
+        assert properties["Environment"]["Variables"]["MODEL_BUCKET"] == {"Ref": "ModelBucket"}
+        assert properties["LoggingConfig"]["LogGroup"]["Ref"] in resources_of(cfn, "AWS::Logs::LogGroup")
+    assert inference["Environment"]["Variables"]["MODEL_CACHE_TTL_SECONDS"] == {"Ref": "ModelCacheTtlSeconds"}
+
+
+def test_every_log_group_has_a_retention(cfn: dict[str, Any]) -> None:
+    groups = resources_of(cfn, "AWS::Logs::LogGroup")
+    assert len(groups) == 3
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"} for g in groups.values())
+
+
+def test_images_build_from_one_context_with_one_dockerfile_each() -> None:
+    resources = load_template()["Resources"]
+    for name, dockerfile in [
+        ("TrainFunction", "deployment_model/train/Dockerfile"),
+        ("InferenceFunction", "deployment_model/inference/Dockerfile"),
+    ]:
+        assert resources[name]["Metadata"]["DockerContext"] == "."
+        assert resources[name]["Metadata"]["Dockerfile"] == dockerfile
+
+
+def test_outputs_give_what_a_user_needs_after_deploying(cfn: dict[str, Any]) -> None:
+    expected = {"ApiUrl", "TrainUrl", "PredictUrl", "ModelBucketName", "ApiKeyId", "ApiKeyValueCommand"}
+    assert expected | {"TrainFunctionName", "InferenceFunctionName"} <= set(cfn["Outputs"])

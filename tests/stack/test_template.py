@@ -13,11 +13,6 @@ ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inferenc
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
 
-@pytest.fixture(autouse=True)
-def region(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the transform and sam validate need one, not credentials
-
-
 def s3_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     statements = []
     for policy in role["Properties"].get("Policies", []):
@@ -191,3 +186,20 @@ def test_images_build_from_one_context_with_one_dockerfile_each() -> None:
 def test_outputs_give_what_a_user_needs_after_deploying(cfn: dict[str, Any]) -> None:
     expected = {"ApiUrl", "TrainUrl", "PredictUrl", "ModelBucketName", "ApiKeyId", "ApiKeyValueCommand"}
     assert expected | {"TrainFunctionName", "InferenceFunctionName"} <= set(cfn["Outputs"])
+
+
+@pytest.mark.parametrize("environment", ["default", "prod"])
+def test_samconfig_overrides_name_real_parameters_with_allowed_values(environment: str) -> None:
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())[environment]
+    parameters = load_template()["Parameters"]
+    deploy = config["deploy"]["parameters"]
+    assert deploy["resolve_s3"] and deploy["resolve_image_repos"] and deploy["confirm_changeset"]
+    for override in deploy["parameter_overrides"]:
+        name, value = override.split("=", 1)
+        assert name in parameters, f"{name} is not a template parameter"
+        allowed = parameters[name].get("AllowedValues")
+        assert allowed is None or value in map(str, allowed), f"{name}={value} not in {allowed}"

@@ -1,0 +1,82 @@
+"""What a function's image holds, rebuilt without Docker from its Dockerfile (for tests and benchmarks).
+
+The Dockerfile is parsed, not copied: its COPY lines are replayed into a task-root folder, and its
+`pip install -r` becomes a `pip install --target` of the same requirements file into a cached folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SITES = ROOT / ".venv-tools" / "image-sites"
+# The Lambda base image ships the runtime interface client; a plain Python needs it added.
+RUNTIME_INTERFACE_CLIENT = "awslambdaric==4.2.2"
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    dockerfile: Path
+    copies: list[tuple[list[str], str]]  # (sources relative to the context, destination in the task root)
+    requirements: str  # the file `pip install -r` names, relative to the task root
+    handler: str  # CMD
+
+
+def parse_dockerfile(dockerfile: Path) -> ImagePlan:
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    copies, requirements, handler = [], None, None
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        instruction, args = words[0].upper(), words[1:]
+        if instruction == "COPY":
+            copies.append((args[:-1], args[-1]))
+        elif instruction == "RUN" and args[:2] == ["pip", "install"]:
+            requirements = args[args.index("-r") + 1]
+        elif instruction == "CMD":
+            handler = re.findall(r'"([^"]+)"', line)[0]
+    if requirements is None or handler is None:
+        raise ValueError(f"{dockerfile}: expected a `pip install -r` and a CMD")
+    return ImagePlan(dockerfile, copies, requirements, handler)
+
+
+def assemble_task_root(plan: ImagePlan, task_root: Path) -> Path:
+    """Replay the COPY lines from the repository (the build context) into task_root."""
+    for sources, destination in plan.copies:
+        for source in sources:
+            target = task_root / destination
+            if destination.endswith("/") or len(sources) > 1:
+                target = target / Path(source).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(ROOT / source, target)
+    return task_root
+
+
+def requirements_site(plan: ImagePlan, with_runtime_client: bool = True) -> Path:
+    """The function's pinned requirements installed with pip --target, cached by their content."""
+    task_root = assemble_task_root(plan, SITES / "_context" / plan.dockerfile.parent.name)
+    requirement_file = task_root / plan.requirements
+    digest = hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(requirement_file.parent.parent.glob("*/requirements.txt")))
+        + sys.version.encode()
+        + str(with_runtime_client).encode()
+    ).hexdigest()[:16]
+    site = SITES / f"{plan.dockerfile.parent.name}-{digest}"
+    if not (site / ".complete").exists():
+        shutil.rmtree(site, ignore_errors=True)
+        extra = [RUNTIME_INTERFACE_CLIENT] if with_runtime_client else []
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--only-binary=:all:", "--target", str(site)]
+        subprocess.run([*command, "-r", str(requirement_file), *extra], check=True)
+        (site / ".complete").touch()
+    return site

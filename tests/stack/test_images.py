@@ -1,0 +1,148 @@
+"""Each image would start and answer through the real Lambda runtime interface (the closest to sam local invoke).
+
+AWS's Runtime Interface Emulator (shipped inside the aws-sam-cli wheel) runs `python -m awslambdaric <CMD>`
+in a folder that holds exactly what the Dockerfile copies, with only the function's pinned requirements on
+the path, against moto's S3 server on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SEED_BUCKET, load_event
+from tests.stack.conftest import TOOLS, tool
+from tests.stack.images import ROOT, assemble_task_root, parse_dockerfile, requirements_site
+
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def emulator() -> Path:
+    tool("sam", "sam")  # the tools venv must exist
+    arch = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    (path,) = (TOOLS / "sam" / "lib").glob(f"python*/site-packages/samcli/local/rapid/aws-lambda-rie-{arch}")
+    return path
+
+
+class RunningImage:
+    def __init__(self, function: str, tmp: Path, environment: dict[str, str]) -> None:
+        plan = parse_dockerfile(ROOT / "deployment_model" / function / "Dockerfile")
+        self.site = requirements_site(plan)
+        self.task_root = assemble_task_root(plan, tmp / function)
+        self.port = free_port()
+        env = {
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": f"{self.task_root}{os.pathsep}{self.site}",
+            "LAMBDA_TASK_ROOT": str(self.task_root),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **environment,
+        }
+        # -S: no site-packages of this venv, so only the task root and the function's requirements import.
+        command = [sys.executable, "-S", "-m", "awslambdaric", plan.handler]
+        address = f"127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [str(emulator()), "--runtime-interface-emulator-address", address, *command],
+            cwd=self.task_root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            self._wait_until_listening()
+        except Exception:
+            self.stop()
+            raise
+
+    def _wait_until_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.process.stdout.read().decode())
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)  # polling for the port, not waiting for work to finish
+        raise TimeoutError("the emulator did not listen")
+
+    def invoke(self, event: Any) -> Any:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{INVOKE_PATH}", data=json.dumps(event).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())
+
+    def stop(self) -> str:
+        self.process.terminate()
+        output, _ = self.process.communicate(timeout=10)
+        return output.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")  # fake credentials: conftest
+    s3.create_bucket(Bucket=SEED_BUCKET)
+    try:
+        yield endpoint
+    finally:
+        moto.stop()
+
+
+@contextlib.contextmanager
+def running(function: str, tmp: Path, s3_endpoint: str) -> Iterator[RunningImage]:
+    """One emulator at a time: its internal runtime API always listens on 127.0.0.1:9001."""
+    image = RunningImage(function, tmp, {"MODEL_BUCKET": SEED_BUCKET, "AWS_ENDPOINT_URL_S3": s3_endpoint})
+    try:
+        yield image
+    finally:
+        output = image.stop()
+        print(f"--- {function} emulator output ---\n{output[-3000:]}")
+
+
+def test_train_then_predict_through_both_images(tmp_path: Path, s3_endpoint: str) -> None:
+    with running("train", tmp_path, s3_endpoint) as train:
+        answer = train.invoke(load_event("train.json"))
+        assert answer["statusCode"] == 200 and answer["message"] == "Train successfully"
+    with running("inference", tmp_path, s3_endpoint) as inference:
+        assert inference.invoke(load_event("predict.json"))["result"] == "Not virginica"
+        proxied = inference.invoke(load_event("api_inference_base64.json"))
+        assert proxied["statusCode"] == 200
+        assert json.loads(proxied["body"])["result"] == ["Not virginica", "virginica", "Not virginica", "virginica"]
+        assert inference.invoke({"x_test": [1, 2], "name_bucket": "elsewhere"})["statusCode"] == 403
+
+
+def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Path) -> None:
+    train_plan = parse_dockerfile(ROOT / "deployment_model" / "train" / "Dockerfile")
+    inference_plan = parse_dockerfile(ROOT / "deployment_model" / "inference" / "Dockerfile")
+    assert (requirements_site(train_plan) / "pandas").is_dir()
+    assert not (requirements_site(inference_plan) / "pandas").exists()
+    copied = {p.name for p in (assemble_task_root(inference_plan, tmp_path) / "deployment_model").iterdir()}
+    assert "app.py" not in copied and {"api.py", "store.py", "inference"} <= copied
+    assert "training.py" not in copied and "local.py" not in copied

@@ -9,7 +9,6 @@ response fields at the top level, as the seed did. Either way, the same validati
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -195,23 +194,40 @@ def is_api_gateway_event(event: Any) -> bool:
 
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
-    if is_api_gateway_event(event):
-        if str(event.get("httpMethod", "")).upper() not in app.methods_by_path.get(event.get("path", ""), ()):
-            return _resolve(app, event, context)  # the resolver's 404 or 405; the body does not matter
-        try:
-            plain = _with_plain_body(event)
-        except ApiError as exc:
-            return _proxy(error_response(exc.status, exc.code, exc.message))
-        return _resolve(app, plain, context)
+    try:
+        if is_api_gateway_event(event):
+            return _answer_proxy_event(app, event, context)
+        return _answer_direct_invocation(app, event, context, direct_path)
+    except Exception:  # last resort: Lambda would turn an escaped exception into a bare 502
+        logger.exception("unhandled error outside the resolver")
+        return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
+
+
+def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if str(event.get("httpMethod", "")).upper() not in app.methods_by_path.get(event.get("path", ""), ()):
+        return _resolve(app, event, context)  # the resolver's 404 or 405; the body does not matter
+    try:
+        plain = _with_plain_body(event)
+    except ApiError as exc:
+        return _proxy(error_response(exc.status, exc.code, exc.message))
+    return _resolve(app, plain, context)
+
+
+def _answer_direct_invocation(app: ServiceApp, event: Any, context: LambdaContext, path: str) -> dict[str, Any]:
+    """Route the event as a POST to the function's own path; answer with statusCode and the fields on top."""
     if not isinstance(event, dict):
         return {"statusCode": 400, "error": "invalid_request", "message": "the event must be a JSON object"}
+    try:
+        body = orjson.dumps(event).decode()
+    except orjson.JSONEncodeError as exc:  # e.g. integers beyond 64 bits, or nesting deeper than JSON allows
+        return {"statusCode": 400, "error": "invalid_request", "message": f"the event is not usable JSON: {exc}"}
     proxy = {
         "httpMethod": "POST",
-        "path": direct_path,
-        "resource": direct_path,
+        "path": path,
+        "resource": path,
         "headers": {"content-type": content_types.APPLICATION_JSON},
         "requestContext": {"requestId": getattr(context, "aws_request_id", "direct")},
-        "body": orjson.dumps(event).decode(),
+        "body": body,
         "isBase64Encoded": False,
     }
     answer = _resolve(app, proxy, context)
@@ -241,7 +257,7 @@ def _with_plain_body(event: dict[str, Any]) -> dict[str, Any]:
     if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             raise ApiError(
                 HTTPStatus.BAD_REQUEST, "invalid_request", "request body is flagged isBase64Encoded but is not base64"
             ) from None

@@ -1,0 +1,74 @@
+"""Property: whatever a client sends, both handlers answer 2xx or 4xx with a JSON error naming the problem."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import Service, load_event
+
+FIELDS = ["x_test", "filename_model", "filename_scaler", "name_bucket", "model_version", "data_key", "target_column"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=25,
+)
+bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), json_values, max_size=5) | json_values
+raw_bodies = st.binary(max_size=200).map(lambda b: b.decode("latin-1")) | st.text(max_size=200)
+fuzz = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def trained(local_service: Service) -> Service:
+    local_service.train({})
+    return local_service
+
+
+def assert_client_error_or_success(status: int, body: Any) -> None:
+    assert status < 500, body
+    if status >= 400:
+        assert isinstance(body["error"], str) and isinstance(body["message"], str) and body["message"]
+
+
+def proxy(path: str, body: str, base64_encoded: bool = False) -> dict[str, Any]:
+    event = load_event("api_predict.json")
+    event.update(path=path, resource=path, body=body, isBase64Encoded=base64_encoded)
+    return event
+
+
+@fuzz
+@given(body=bodies)
+def test_any_json_body_through_api_gateway(trained: Service, body: Any) -> None:
+    for call, path in ((trained.predict, "/predict"), (trained.train, "/train")):
+        text = json.dumps(body)
+        if path == "/train" and isinstance(body, dict) and not set(body) & {"data_key", "candidates"}:
+            body = {**body, "candidates": ["sgd"]}  # keep trainings fast; validation is what is fuzzed
+            text = json.dumps(body)
+        answer = call(proxy(path, text))
+        assert_client_error_or_success(answer["statusCode"], json.loads(answer["body"]))
+
+
+@fuzz
+@given(body=raw_bodies, base64_encoded=st.booleans())
+def test_any_raw_body_through_api_gateway(trained: Service, body: str, base64_encoded: bool) -> None:
+    answer = trained.predict(proxy("/predict", body, base64_encoded))
+    assert_client_error_or_success(answer["statusCode"], json.loads(answer["body"]))
+
+
+@fuzz
+@given(event=bodies)
+def test_any_direct_invocation(trained: Service, event: Any) -> None:
+    answer = trained.predict(event)
+    assert_client_error_or_success(answer["statusCode"], answer)
+
+
+def test_a_valid_body_base64_encoded_is_the_same_request(trained: Service) -> None:
+    text = json.dumps({"x_test": [2.0, 5.5]})
+    plain = trained.predict(proxy("/predict", text))
+    encoded = trained.predict(proxy("/predict", base64.b64encode(text.encode()).decode(), True))
+    assert json.loads(plain["body"])["result"] == json.loads(encoded["body"])["result"] == "virginica"

@@ -22,7 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from deployment_model.prediction import FeatureCountError
+from deployment_model.prediction import InvalidRowsError
 from deployment_model.schemas import ErrorResponse, TooManyRowsError
 from deployment_model.store import (
     ArtifactIntegrityError,
@@ -53,7 +53,7 @@ class ApiError(Exception):
 # Domain errors and what a client is told. Anything not listed here is a bug: 500, logged with the request id.
 _ERROR_STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     TooManyRowsError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_rows"),
-    FeatureCountError: (HTTPStatus.BAD_REQUEST, "invalid_request"),
+    InvalidRowsError: (HTTPStatus.BAD_REQUEST, "invalid_request"),
     ModelNotFoundError: (HTTPStatus.NOT_FOUND, "model_not_found"),
     ObjectNotFoundError: (HTTPStatus.NOT_FOUND, "data_not_found"),
     ArtifactIntegrityError: (HTTPStatus.CONFLICT, "model_integrity_error"),

@@ -145,7 +145,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             self._dispatch()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = lambda self: self._dispatch()
+    def __getattr__(self, name: str) -> Any:
+        """Every other method (POST, PUT, TRACE, ...) goes to the handlers, which answer 404 or 405 as JSON."""
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

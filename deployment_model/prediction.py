@@ -23,9 +23,12 @@ from deployment_model.store import (
     StoreUnavailableError,
 )
 
+# After scaling, |value| must stay below this so that squared distances and sums stay finite in float64.
+MAX_SCALED_MAGNITUDE = 1e150
 
-class FeatureCountError(ValueError):
-    """Rows of another width than the model was trained on."""
+
+class InvalidRowsError(ValueError):
+    """Rows this model cannot take: another width than it was trained on, or values far beyond float range."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,17 @@ def predict(loaded: LoadedModel, rows: np.ndarray) -> Prediction:
     """Scale with the run's own scaler, then classify; one pass gives both labels and probabilities."""
     expected = len(loaded.feature_names)
     if rows.shape[1] != expected:
-        raise FeatureCountError(
+        raise InvalidRowsError(
             f"x_test rows must have {expected} values ({', '.join(loaded.feature_names)}) for model "
             f"{loaded.name!r}; got {rows.shape[1]}"
         )
     scaled = loaded.scaler.transform(rows)
+    too_large = ~(np.abs(scaled) < MAX_SCALED_MAGNITUDE).all(axis=1)
+    if too_large.any():
+        raise InvalidRowsError(
+            f"x_test row {int(np.flatnonzero(too_large)[0])} has values too large for model {loaded.name!r} "
+            f"(more than {MAX_SCALED_MAGNITUDE:g} standard deviations from the training data)"
+        )
     model = loaded.model
     if hasattr(model, "predict_proba"):
         # For every allow-listed estimator, predict() is the argmax of predict_proba (tested), so the

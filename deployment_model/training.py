@@ -49,6 +49,7 @@ class Candidate:
     fixed_params: Mapping[str, Any]
     default_grid: Mapping[str, Sequence[Any]]
     tunable: frozenset[str]
+    ceilings: Mapping[str, int] = field(default_factory=dict)  # bounds on params that scale the work
 
     def build(self) -> BaseEstimator:
         return self.estimator(**self.fixed_params)
@@ -61,6 +62,7 @@ CANDIDATES: dict[str, Candidate] = {
         {},
         {"n_neighbors": [3, 4, 5, 6, 7], "weights": ["uniform", "distance"]},
         frozenset({"n_neighbors", "weights", "p", "metric"}),
+        {"n_neighbors": 1000},
     ),
     "sgd": Candidate(
         SGDClassifier,
@@ -72,18 +74,21 @@ CANDIDATES: dict[str, Candidate] = {
             "penalty": ["l1", "l2"],
         },
         frozenset({"alpha", "learning_rate", "eta0", "penalty", "loss", "max_iter", "l1_ratio"}),
+        {"max_iter": 10_000},
     ),
     "logistic_regression": Candidate(
         LogisticRegression,
         {"random_state": RANDOM_STATE, "max_iter": 1000},
         {"C": [0.01, 0.1, 1.0, 10.0]},
         frozenset({"C", "class_weight", "max_iter", "tol"}),
+        {"max_iter": 10_000},
     ),
     "random_forest": Candidate(
         RandomForestClassifier,
         {"random_state": RANDOM_STATE},
         {"n_estimators": [50, 100], "max_depth": [None, 3, 5]},
         frozenset({"n_estimators", "max_depth", "min_samples_leaf", "max_features", "criterion"}),
+        {"n_estimators": 500, "max_depth": 100},
     ),
 }
 DEFAULT_CANDIDATES: tuple[str, ...] = ("knn", "sgd")
@@ -195,6 +200,10 @@ def resolve_grids(
         unknown = sorted(set(grid) - candidate.tunable)
         if unknown:
             raise TrainingError(f"candidate {name!r} cannot tune {unknown}; tunable: {sorted(candidate.tunable)}")
+        for key, ceiling in candidate.ceilings.items():
+            too_big = [v for v in grid.get(key, []) if isinstance(v, int | float) and v > ceiling]
+            if too_big:
+                raise TrainingError(f"candidate {name!r}: {key} may be at most {ceiling}; got {too_big}")
         combinations = len(ParameterGrid(grid))
         if combinations > MAX_GRID_COMBINATIONS:
             raise TrainingError(

@@ -41,6 +41,7 @@ class Client:
 
 
 def serve(tmp_path: Path) -> Iterator[Client]:
+    """The local server on a free loopback port, for as long as the caller iterates."""
     server = make_server("127.0.0.1", 0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployment_model.prediction import FeatureCountError, ModelCache, predict
+from deployment_model.prediction import InvalidRowsError, ModelCache, predict
 from deployment_model.store import (
     ArtifactIntegrityError,
     DirectoryObjectStore,
@@ -66,7 +66,7 @@ def test_estimators_without_probabilities_still_label(objects) -> None:
 def test_rows_of_the_wrong_width_name_the_expected_features(objects, trained) -> None:
     store = ModelStore(objects)
     publish(store, trained)
-    with pytest.raises(FeatureCountError, match=r"must have 2 values \(petal_width, petal_length\).*got 3"):
+    with pytest.raises(InvalidRowsError, match=r"must have 2 values \(petal_width, petal_length\).*got 3"):
         predict(store.load("Model_ml"), np.ones((1, 3)))
 
 
@@ -167,3 +167,19 @@ def test_loads_are_reported(objects, trained) -> None:
     cache.get("Model_ml")
     cache.get("Model_ml")
     assert [v for v, _ in loads] == [version] and loads[0][1] > 0
+
+
+@pytest.mark.parametrize("row", [[0.001, -5.69e190], [1e155, 1.0], [1e300, 1e300]])
+def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
+    store = ModelStore(objects)
+    publish(store, trained)
+    with pytest.raises(InvalidRowsError, match="row 1 has values too large"):
+        predict(store.load("Model_ml"), np.array([[0.7, 1.0], row]))
+
+
+def test_large_but_computable_values_still_predict(objects, trained) -> None:
+    store = ModelStore(objects)
+    publish(store, trained)
+    result = predict(store.load("Model_ml"), np.array([[1e100, 1e100], [-1e100, 3.0]]))
+    assert set(result.labels) <= {"Not virginica", "virginica"} and len(result.labels) == 2
+    assert np.allclose(result.probabilities.sum(axis=1), 1.0)

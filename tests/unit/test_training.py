@@ -129,6 +129,8 @@ def test_unusable_csv_is_refused_with_a_reason(csv: bytes, target: str, features
         ({"knn": {"leaf_size": [10]}}, "cannot tune \\['leaf_size'\\]"),
         ({"knn": {"n_neighbors": [0]}}, "candidate 'knn'"),
         ({"sgd": {"penalty": ["l3"]}}, "candidate 'sgd'"),
+        ({"random_forest": {"n_estimators": [10**9]}}, "n_estimators may be at most 500"),
+        ({"sgd": {"max_iter": [10**7]}}, "max_iter may be at most 10000"),
         ({"random_forest": {"n_estimators": list(range(1, 21)), "max_depth": list(range(1, 12))}}, "combinations"),
     ],
 )

@@ -54,7 +54,11 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST,
+    log_event=False,  # events carry feature values; POWERTOOLS_LOGGER_LOG_EVENT must not turn this on
+    clear_state=True,
+)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return handle_event(app, event, context, direct_path="/train")

@@ -46,7 +46,8 @@ def predict(loaded: LoadedModel, rows: np.ndarray) -> Prediction:
             f"x_test rows must have {expected} values ({', '.join(loaded.feature_names)}) for model "
             f"{loaded.name!r}; got {rows.shape[1]}"
         )
-    scaled = loaded.scaler.transform(rows)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused just below
+        scaled = loaded.scaler.transform(rows)
     too_large = ~(np.abs(scaled) < MAX_SCALED_MAGNITUDE).all(axis=1)
     if too_large.any():
         raise InvalidRowsError(

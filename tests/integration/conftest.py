@@ -66,6 +66,9 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto keeps its state per process, not per server: start from an empty S3.
+    reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - loopback
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
     client = boto3.client("s3", region_name="us-east-1")
     client.create_bucket(Bucket=SEED_BUCKET)

@@ -106,9 +106,11 @@ def test_predicts_during_publishing_are_never_wrong_or_mixed(
     latencies = sorted(a.seconds for a in answers)
     with capsys.disabled():  # the figures belong in the test run's output
         print(
-            f"\nload: {len(answers)} predicts from {CLIENTS} clients during {TRAININGS} publications in {elapsed:.1f} s; "
+            f"\nload: {len(answers)} predicts from {CLIENTS} clients during {TRAININGS} publications "
+            f"in {elapsed:.1f} s; "
             f"errors {len(errors)}; p50 {statistics.median(latencies) * 1e3:.1f} ms, "
-            f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.1f} ms; versions answering {len(seen)}/{len(versions)}"
+            f"p99 {latencies[int(len(latencies) * 0.99)] * 1e3:.1f} ms; "
+            f"versions answering {len(seen)}/{len(versions)}"
         )
     assert len(answers) >= CLIENTS * REQUESTS_PER_CLIENT and len(published) == TRAININGS + 1
     assert errors == []

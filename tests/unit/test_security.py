@@ -82,7 +82,7 @@ predict({"x_test": [1, 2], "filename_model": "BODY-MARKER-404"}, ctx)
 predict({"x_test": [1, 2], "name_bucket": "BODY-MARKER-403"}, ctx)
 predict({"httpMethod": "POST", "path": "/predict", "body": '{"x_test": "BODY-MARKER-400"}'}, ctx)
 """
-    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"  # noqa: S105 - a fake, to prove it never appears
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

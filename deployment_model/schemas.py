@@ -142,7 +142,9 @@ class TrainRequest(_Request):
     ) = Field(default=None, description="Estimators to search; omitted: knn and sgd with the seed's grids.")
 
     @model_validator(mode="after")
-    def _data_fields_go_together(self) -> TrainRequest:
+    def _fields_agree(self) -> TrainRequest:
+        if self.filename_scaler == self.filename_model:
+            raise ValueError("filename_scaler must differ from filename_model: they name two artifacts")
         if (self.data_key is None) != (self.target_column is None):
             raise ValueError("data_key and target_column go together: give both, or neither for the iris recipe")
         if self.feature_columns is not None and self.data_key is None:

@@ -230,6 +230,8 @@ class ModelStore:
         """Write a new immutable version, then point `latest` at it. Returns the version's metadata."""
         _check_name(name, "filename_model")
         _check_name(scaler_name, "filename_scaler")
+        if scaler_name == name:
+            raise ValueError("the scaler's name must differ from the model's: they are two artifacts")
         version = new_version_id()
         prefix = self._version_prefix(name, version)
         model_bytes, scaler_bytes = _dump(model), _dump(scaler)

@@ -133,7 +133,7 @@ def test_names_that_could_leave_their_place_are_refused(field: str, name) -> Non
 
 @pytest.mark.parametrize("name", ["Model_ml", "scaler", "m", "a.b-c_D9", "x" * 128])
 def test_good_names_are_accepted(name: str) -> None:
-    assert TrainRequest.model_validate({"filename_model": name}).filename_model == name
+    assert TrainRequest.model_validate({"filename_model": name, "filename_scaler": "other"}).filename_model == name
 
 
 @pytest.mark.parametrize(
@@ -142,6 +142,7 @@ def test_good_names_are_accepted(name: str) -> None:
         ({"data_key": "data/iris.csv"}, "data_key and target_column go together"),
         ({"target_column": "species"}, "data_key and target_column go together"),
         ({"feature_columns": ["a"]}, "feature_columns needs data_key"),
+        ({"filename_model": "same", "filename_scaler": "same"}, "must differ from filename_model"),
         ({"data_key": "../x.csv", "target_column": "t"}, "data_key"),
         ({"candidates": ["svm"]}, "candidates"),
         ({"candidates": []}, "candidates"),

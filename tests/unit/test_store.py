@@ -100,6 +100,12 @@ def test_artifacts_are_saved_under_the_names_the_request_gives(objects: Recordin
     assert metadata["artifacts"]["scaler"]["key"] == prefix + "scaler.joblib"
 
 
+def test_model_and_scaler_never_share_a_key(objects: RecordingObjects, trained) -> None:
+    with pytest.raises(ValueError, match="must differ"):
+        publish(ModelStore(objects), trained, name="same", scaler="same")
+    assert objects.calls == []
+
+
 def test_the_pointer_is_written_last(objects: RecordingObjects, trained) -> None:
     publish(ModelStore(objects), trained)
     puts = [key for op, key in objects.calls if op == "put"]

@@ -1,26 +1,32 @@
-"""The HTTP layer both functions share: routing, validation, errors, and direct vs API Gateway events.
+"""The HTTP layer both functions share: operations, validation, errors, and direct vs API Gateway events.
 
-A handler registers its routes on `create_app()` and answers every event with `handle_event()`. An event
-from API Gateway gets a proxy response; a direct invocation (the Lambda console, `sam local invoke`, the
-seed's JSON) is routed as a POST to the function's own path and answered with statusCode plus the
-response fields at the top level, as the seed did. Either way, the same validation and the same errors.
+A handler declares its operation with `@app.operation(path)` and answers every event with `handle_event()`.
+An API Gateway event gets a proxy response; a direct invocation (the Lambda console, `sam local invoke`, the
+seed's JSON) is the request body of the function's own operation, answered with statusCode plus the response
+fields at the top level, as the seed did. Either way: the same pydantic validation, the same errors.
+
+Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers
+everything that matches no operation (404, 405, CORS preflight). A request that does match one is validated
+with the operation's pydantic model and handed straight to it: Powertools' per-request middleware chain costs
+about 200 microseconds a call (see docs/performance.md), more than our whole budget for a warm prediction.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
+import numpy as np
 import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from deployment_model.prediction import InvalidRowsError
 from deployment_model.schemas import ErrorResponse, TooManyRowsError
@@ -39,6 +45,9 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
+
+Headers = dict[str, str]
+Answer = tuple[int, dict[str, Any], Headers]  # status, JSON body (numpy allowed), extra headers
 
 
 class ApiError(Exception):
@@ -68,15 +77,43 @@ def register_error(exc_class: type[Exception], status: HTTPStatus, code: str) ->
     _ERROR_STATUS[exc_class] = (status, code)
 
 
-def error_response(
+def error_answer(
     status: HTTPStatus, code: str, message: str, details: list[dict[str, str]] | None = None, **headers: str
-) -> Response:
+) -> Answer:
     body: dict[str, Any] = {"error": code, "message": message}
     if details:
         body["details"] = details
     if status == HTTPStatus.SERVICE_UNAVAILABLE:
         headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    return int(status), body, headers
+
+
+def answer_for(exc: Exception, request_id: str) -> Answer:
+    """The answer to an exception raised while serving a request."""
+    if isinstance(exc, ApiError):
+        return error_answer(exc.status, exc.code, exc.message, **exc.headers)
+    for exc_class in type(exc).__mro__:
+        if exc_class in _ERROR_STATUS:
+            status, code = _ERROR_STATUS[exc_class]
+            if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+                logger.warning("request failed on a dependency", extra={"error": code, "reason": str(exc)})
+            return error_answer(status, code, str(exc))
+    logger.exception("unhandled error")
+    message = f"internal error; quote request id {request_id} when reporting it"
+    return error_answer(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", message)
+
+
+def validation_answer(errors: list[Any]) -> Answer:
+    """A 400 naming every field that failed validation and why."""
+    details = []
+    for error in errors:
+        location = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            message = "is not a known field"
+        details.append({"field": location or "body", "message": message})
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", f"invalid request: {summary}", details)
 
 
 _ERROR_DESCRIPTIONS = {
@@ -90,7 +127,7 @@ _ERROR_DESCRIPTIONS = {
 
 
 def route_responses(success: type[BaseModel], description: str, *errors: int) -> dict[int, dict[str, Any]]:
-    """A route's OpenAPI responses: its success model, and the errors it answers, all shaped as ErrorResponse."""
+    """An operation's OpenAPI responses: its success model, and its errors, all shaped as ErrorResponse."""
     responses: dict[int, dict[str, Any]] = {
         200: {"description": description, "content": {"application/json": {"model": success}}}
     }
@@ -104,8 +141,14 @@ def _serialize(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+@dataclass(frozen=True)
+class Operation:
+    request_model: type[BaseModel]
+    function: Callable[[Any], BaseModel | dict[str, Any]]
+
+
 class ServiceApp(APIGatewayRestResolver):
-    """Powertools' REST resolver with validation on, orjson both ways, and 405 for a known path."""
+    """Powertools' REST resolver for declaring operations and answering what matches none; see the module doc."""
 
     def __init__(self) -> None:
         origin = os.environ.get("ALLOWED_ORIGIN")  # CORS stays off unless the stack names a browser origin
@@ -115,63 +158,58 @@ class ServiceApp(APIGatewayRestResolver):
             serializer=_serialize,
             json_body_deserializer=orjson.loads,
         )
-        self.methods_by_path: dict[str, set[str]] = {}
+        self.operations: dict[str, Operation] = {}
         self.exception_handler(Exception)(self._answer_exception)
         self.not_found(self._answer_not_found)
 
-    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
-        methods = [method] if isinstance(method, str) else list(method)
-        self.methods_by_path.setdefault(rule, set()).update(m.upper() for m in methods)
-        return super().route(rule, method, *args, **kwargs)
+    def operation(self, path: str, **openapi: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare `POST path`; the function takes one argument annotated Annotated[<pydantic model>, Body()]."""
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            (hint,) = (h for name, h in get_type_hints(function, include_extras=True).items() if name != "return")
+            model = get_args(hint)[0] if get_origin(hint) is Annotated else hint
+            self.operations[path] = Operation(model, function)
+            return self.post(path, **openapi)(function)
+
+        return register
+
+    def call(self, operation: Operation, payload: Any, request_id: str) -> Answer:
+        """Validate the payload with the operation's model and run it; every outcome becomes an answer."""
+        if not isinstance(payload, dict):
+            return error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", "request body must be a JSON object")
+        try:
+            request = operation.request_model.model_validate(payload)
+            result = operation.function(request)
+        except ValidationError as exc:
+            return validation_answer(exc.errors(include_url=False, include_input=False))
+        except Exception as exc:
+            return answer_for(exc, request_id)
+        return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
+
+    def cors_headers(self, event: Mapping[str, Any]) -> Headers:
+        if self._cors is None:
+            return {}
+        headers = event.get("headers") or {}
+        origin = next((value for name, value in headers.items() if name.lower() == "origin"), None)
+        allowed = self._cors.allowed_origin(origin)
+        return self._cors.to_dict(allowed) if allowed else {}
 
     def _answer_not_found(self, _: NotFoundError) -> Response:
         path, method = self.current_event.path, self.current_event.http_method
-        allowed = self.methods_by_path.get(path)
-        if allowed:
-            return error_response(
-                HTTPStatus.METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                f"{method} is not allowed on {path}; use {', '.join(sorted(allowed))}",
-                Allow=", ".join(sorted(allowed)),
+        if path in self.operations:
+            answer = error_answer(
+                HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", f"{method} is not allowed on {path}; use POST"
             )
-        known = ", ".join(f"POST {p}" for p in sorted(self.methods_by_path))
-        return error_response(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; routes: {known}")
+            return _response(*answer[:2], {**answer[2], "Allow": "POST"})
+        routes = ", ".join(f"POST {p}" for p in sorted(self.operations))
+        return _response(*error_answer(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; {routes}"))
 
     def _answer_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ApiError):
-            return error_response(exc.status, exc.code, exc.message, **exc.headers)
-        if isinstance(exc, RequestValidationError):
-            return _validation_error_response(exc)
-        for exc_class in type(exc).__mro__:
-            if exc_class in _ERROR_STATUS:
-                status, code = _ERROR_STATUS[exc_class]
-                if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-                    logger.warning("request failed on a dependency", extra={"error": code, "reason": str(exc)})
-                return error_response(status, code, str(exc))
-        logger.exception("unhandled error")
-        return error_response(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            "internal_error",
-            f"internal error; quote request id {self.lambda_context.aws_request_id} when reporting it",
-        )
+        return _response(*answer_for(exc, self.lambda_context.aws_request_id))
 
 
-def _validation_error_response(exc: RequestValidationError) -> Response:
-    details = []
-    for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if part != "body"]
-        if error.get("type") == "json_invalid":
-            reason = error.get("ctx", {}).get("error", "")
-            details.append({"field": "body", "message": f"request body is not valid JSON: {reason}"})
-            continue
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-        if error.get("type") == "extra_forbidden":
-            message = "is not a known field"
-        if error.get("type") == "model_attributes_type":
-            location, message = ["body"], "request body must be a JSON object"
-        details.append({"field": ".".join(location) or "body", "message": message})
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return error_response(HTTPStatus.BAD_REQUEST, "invalid_request", f"invalid request: {summary}", details)
+def _response(status: int, body: dict[str, Any], headers: Headers) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
 def check_bucket(name_bucket: str | None) -> None:
@@ -197,54 +235,37 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     try:
         if is_api_gateway_event(event):
             return _answer_proxy_event(app, event, context)
-        return _answer_direct_invocation(app, event, context, direct_path)
+        status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
+        return {"statusCode": status, **_plain_json(body)}
     except Exception:  # last resort: Lambda would turn an escaped exception into a bare 502
-        logger.exception("unhandled error outside the resolver")
+        logger.exception("unhandled error outside the operation")
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
 
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if str(event.get("httpMethod", "")).upper() not in app.methods_by_path.get(event.get("path", ""), ()):
-        return _resolve(app, event, context)  # the resolver's 404 or 405; the body does not matter
+    operation = app.operations.get(event.get("path", "")) if event.get("httpMethod") == "POST" else None
+    if operation is None:
+        return app.resolve(event, context)  # 404, 405 or a CORS preflight; the body does not matter
     try:
-        plain = _with_plain_body(event)
+        payload = orjson.loads(_plain_body(event))
     except ApiError as exc:
-        return _proxy(error_response(exc.status, exc.code, exc.message))
-    return _resolve(app, plain, context)
-
-
-def _answer_direct_invocation(app: ServiceApp, event: Any, context: LambdaContext, path: str) -> dict[str, Any]:
-    """Route the event as a POST to the function's own path; answer with statusCode and the fields on top."""
-    if not isinstance(event, dict):
-        return {"statusCode": 400, "error": "invalid_request", "message": "the event must be a JSON object"}
-    try:
-        body = orjson.dumps(event).decode()
-    except orjson.JSONEncodeError as exc:  # e.g. integers beyond 64 bits, or nesting deeper than JSON allows
-        return {"statusCode": 400, "error": "invalid_request", "message": f"the event is not usable JSON: {exc}"}
-    proxy = {
-        "httpMethod": "POST",
-        "path": path,
-        "resource": path,
-        "headers": {"content-type": content_types.APPLICATION_JSON},
-        "requestContext": {"requestId": getattr(context, "aws_request_id", "direct")},
-        "body": body,
+        answer = error_answer(exc.status, exc.code, exc.message)
+    except orjson.JSONDecodeError as exc:
+        answer = validation_answer([{"loc": ("body",), "msg": f"request body is not valid JSON: {exc}"}])
+    else:
+        answer = app.call(operation, payload, context.aws_request_id)
+    status, body, headers = answer
+    all_headers = {"Content-Type": content_types.APPLICATION_JSON, **app.cors_headers(event), **headers}
+    return {
+        "statusCode": status,
+        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+        "body": _serialize(body),
         "isBase64Encoded": False,
     }
-    answer = _resolve(app, proxy, context)
-    return {"statusCode": int(answer["statusCode"]), **orjson.loads(answer["body"])}
 
 
-def _resolve(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        return app.resolve(event, context)
-    except Exception:  # the resolver's own handlers failed: still answer with JSON, never a bare 502
-        logger.exception("resolver failed")
-        body = {"error": "internal_error", "message": "internal error"}
-        return _proxy(Response(500, content_types.APPLICATION_JSON, _serialize(body)))
-
-
-def _with_plain_body(event: dict[str, Any]) -> dict[str, Any]:
-    """The event with its body checked, base64-decoded and declared JSON, before any parsing."""
+def _plain_body(event: dict[str, Any]) -> str:
+    """The body, checked and base64-decoded, before JSON parsing. The API speaks JSON whatever Content-Type says."""
     body = event.get("body")
     if body is None or body == "":
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
@@ -256,19 +277,14 @@ def _with_plain_body(event: dict[str, Any]) -> dict[str, Any]:
         )
     if event.get("isBase64Encoded"):
         try:
-            body = base64.b64decode(body, validate=True).decode("utf-8")
+            return base64.b64decode(body, validate=True).decode("utf-8")
         except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             raise ApiError(
                 HTTPStatus.BAD_REQUEST, "invalid_request", "request body is flagged isBase64Encoded but is not base64"
             ) from None
-    # The API speaks JSON only: parse the body as JSON whatever Content-Type says (curl -d sends a form type).
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    headers["content-type"] = content_types.APPLICATION_JSON
-    return {**event, "headers": headers, "body": body, "isBase64Encoded": False}
+    return body
 
 
-def _proxy(response: Response) -> dict[str, Any]:
-    body = response.body if isinstance(response.body, str) else _serialize(response.body)
-    headers = {"Content-Type": content_types.APPLICATION_JSON, **(response.headers or {})}
-    multi_value = {name: value if isinstance(value, list) else [value] for name, value in headers.items()}
-    return {"statusCode": int(response.status_code), "multiValueHeaders": multi_value, "body": body}
+def _plain_json(body: dict[str, Any]) -> dict[str, Any]:
+    """numpy values as plain Python, for a direct invocation's answer (the Lambda runtime serializes it)."""
+    return {k: v.tolist() if isinstance(v, np.ndarray | np.generic) else v for k, v in body.items()}

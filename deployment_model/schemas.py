@@ -29,12 +29,18 @@ class TooManyRowsError(Exception):
         super().__init__(f"x_test has {rows} rows; at most {MAX_ROWS_PER_REQUEST} per request: split the batch")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FeatureRows:
     """x_test as a float64 matrix, remembering whether the client sent one flat row."""
 
     matrix: np.ndarray
     single_row: bool
+
+    def __repr__(self) -> str:
+        # Shape only: libraries format request models into debug messages, even when debug logging is off,
+        # and printing the values would cost time on every call and put feature values in logs.
+        rows, columns = self.matrix.shape
+        return f"FeatureRows({rows} rows x {columns} features)"
 
 
 _NUMBER_TYPES = {int, float}
@@ -46,27 +52,29 @@ def parse_rows(value: Any) -> FeatureRows:
         raise ValueError("x_test must be a non-empty list: one row [f1, f2, ...] or rows [[f1, f2, ...], ...]")
     outer_types = set(map(type, value))
     if outer_types == {list}:
-        rows, single_row = value, False
-        if len(rows) > MAX_ROWS_PER_REQUEST:
-            raise TooManyRowsError(len(rows))
-        value_types = set(map(type, chain.from_iterable(rows)))
+        if len(value) > MAX_ROWS_PER_REQUEST:
+            raise TooManyRowsError(len(value))
+        widths = set(map(len, value))
+        if len(widths) != 1:
+            raise ValueError("x_test rows must all have the same number of values")
+        rows, width, single_row = len(value), widths.pop(), False
+        flat = list(chain.from_iterable(value))  # one flat list converts to numpy far faster than nested ones
     elif list not in outer_types:
-        rows, single_row, value_types = [value], True, outer_types
+        rows, width, single_row, flat = 1, len(value), True, value
     else:
         raise ValueError("x_test must be one row of numbers or a list of rows of numbers, not a mix")
+    if width == 0:
+        raise ValueError("x_test rows must not be empty")
+    if width > MAX_FEATURES_PER_ROW:
+        raise ValueError(f"x_test rows may have at most {MAX_FEATURES_PER_ROW} values")
+    value_types = set(map(type, flat))
     if not value_types <= _NUMBER_TYPES:
         found = sorted(t.__name__ for t in value_types - _NUMBER_TYPES)
         raise ValueError(f"x_test rows must hold numbers only; found {', '.join(found)}")
     try:
-        matrix = np.array(rows, dtype=np.float64)
-    except ValueError:
-        raise ValueError("x_test rows must all have the same number of values") from None
+        matrix = np.array(flat, dtype=np.float64).reshape(rows, width)
     except OverflowError:
         raise ValueError("x_test holds a number too large for a 64-bit float") from None
-    if matrix.ndim != 2 or matrix.shape[1] == 0:
-        raise ValueError("x_test rows must not be empty")
-    if matrix.shape[1] > MAX_FEATURES_PER_ROW:
-        raise ValueError(f"x_test rows may have at most {MAX_FEATURES_PER_ROW} values")
     finite = np.isfinite(matrix)
     if not finite.all():
         row = int(np.flatnonzero(~finite.all(axis=1))[0])

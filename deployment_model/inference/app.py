@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from http import HTTPStatus
 from typing import Annotated, Any
 
-import orjson
-from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -38,9 +37,9 @@ _PREDICT_DOCS = {
 }
 
 
-@app.post("/predict", **_PREDICT_DOCS)
-@app.post("/inference", **_PREDICT_DOCS, description="The seed tutorial's path; the same as /predict.")
-def predict_route(request: Annotated[PredictRequest, Body()]) -> Response[str]:
+@app.operation("/predict", **_PREDICT_DOCS)
+@app.operation("/inference", **_PREDICT_DOCS, description="The seed tutorial's path; the same as /predict.")
+def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
     check_bucket(request.name_bucket)
     loaded = cache.get(request.filename_model, request.model_version)
     trained_with = loaded.metadata["scaler_name"]
@@ -57,11 +56,11 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> Response[str]:
     return _prediction_response(loaded, prediction, request.x_test.single_row)
 
 
-def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> Response[str]:
-    """Serialized here with orjson straight from numpy: the PredictResponse shape, without a per-value pass."""
+def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
+    """The PredictResponse fields, with numpy arrays left as they are: orjson serializes them in one pass."""
     first = 0 if single_row else slice(None)
     probabilities = prediction.probabilities
-    body = {
+    return {
         "result": prediction.labels[first],
         "prediction": prediction.classes[first],
         "probabilities": None if probabilities is None else probabilities[first],
@@ -70,11 +69,6 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
         "model_version": loaded.version,
         "rows": len(prediction.labels),
     }
-    return Response(
-        status_code=HTTPStatus.OK,
-        content_type=content_types.APPLICATION_JSON,
-        body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-    )
 
 
 @logger.inject_lambda_context(
@@ -85,3 +79,6 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return handle_event(app, event, context, direct_path="/predict")
+
+
+gc.freeze()  # what init loaded stays put: the garbage collector then only scans what requests allocate

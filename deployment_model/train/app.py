@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -28,7 +29,7 @@ store = store_from_environment()
 app = ServiceApp()
 
 
-@app.post(
+@app.operation(
     "/train",
     summary="Train a model and publish it as a new version",
     responses=route_responses(TrainResponse, "The published version and how it scored", 400, 403, 404, 503),
@@ -62,3 +63,6 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     return handle_event(app, event, context, direct_path="/train")
+
+
+gc.freeze()  # what init loaded stays put: the garbage collector then only scans what requests allocate

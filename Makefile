@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOL_STAMPS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
 
-.PHONY: run test tools lint format openapi diagram clean
+.PHONY: run test tools bench lint format openapi diagram clean
 
 ## run: serve POST /train, /predict, /inference on http://127.0.0.1:3000 (models in .model-store/)
 run: $(STAMP)
@@ -34,6 +34,10 @@ format: $(STAMP)
 ## openapi: regenerate docs/openapi.json from the handlers' routes and models
 openapi: $(STAMP)
 	$(BIN)/python -c "import json; from deployment_model.local import configure_environment, openapi_document; configure_environment('.model-store'); print(json.dumps(openapi_document(), indent=2))" > docs/openapi.json
+
+## bench: warm latency, cold start, training, image weight, local throughput; records docs/performance.md
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --record docs/performance.md
 
 ## diagram: redraw images/architecture.{png,svg} from images/architecture.dot (needs Graphviz: apt-get install graphviz)
 diagram:

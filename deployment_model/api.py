@@ -14,6 +14,7 @@ about 200 microseconds a call (see docs/performance.md), more than our whole bud
 from __future__ import annotations
 
 import base64
+import gc
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -232,6 +233,9 @@ def is_api_gateway_event(event: Any) -> bool:
 
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
+    # A request allocates many small objects (a list per row) and makes no reference cycles worth chasing
+    # mid-call: the garbage collector waits until the answer is ready (about 3% of a 10,000-row predict).
+    gc.disable()
     try:
         if is_api_gateway_event(event):
             return _answer_proxy_event(app, event, context)
@@ -240,6 +244,8 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     except Exception:  # last resort: Lambda would turn an escaped exception into a bare 502
         logger.exception("unhandled error outside the operation")
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
+    finally:
+        gc.enable()
 
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -67,16 +67,20 @@ def requirements_site(plan: ImagePlan, with_runtime_client: bool = True) -> Path
     """The function's pinned requirements installed with pip --target, cached by their content."""
     task_root = assemble_task_root(plan, SITES / "_context" / plan.dockerfile.parent.name)
     requirement_file = task_root / plan.requirements
-    digest = hashlib.sha256(
-        b"".join(p.read_bytes() for p in sorted(requirement_file.parent.parent.glob("*/requirements.txt")))
-        + sys.version.encode()
-        + str(with_runtime_client).encode()
-    ).hexdigest()[:16]
-    site = SITES / f"{plan.dockerfile.parent.name}-{digest}"
+    extra = [RUNTIME_INTERFACE_CLIENT] if with_runtime_client else []
+    return install_site(plan.dockerfile.parent.name, ["-r", str(requirement_file), *extra])
+
+
+def install_site(name: str, requirements: list[str]) -> Path:
+    """`pip install --target` of these requirements into a folder kept until they change."""
+    contents = [Path(a).read_bytes() if Path(a).is_file() else a.encode() for a in requirements]
+    for path in (Path(a) for a in requirements if Path(a).is_file()):  # files a requirements file includes
+        contents += [p.read_bytes() for p in sorted(path.parent.parent.glob("*/requirements.txt"))]
+    digest = hashlib.sha256(b"\0".join([*contents, sys.version.encode()])).hexdigest()[:16]
+    site = SITES / f"{name}-{digest}"
     if not (site / ".complete").exists():
         shutil.rmtree(site, ignore_errors=True)
-        extra = [RUNTIME_INTERFACE_CLIENT] if with_runtime_client else []
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--only-binary=:all:", "--target", str(site)]
-        subprocess.run([*command, "-r", str(requirement_file), *extra], check=True)
+        subprocess.run([*command, *requirements], check=True)
         (site / ".complete").touch()
     return site

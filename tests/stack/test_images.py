@@ -107,8 +107,10 @@ def s3_endpoint() -> Iterator[str]:
     moto.start()
     host, port = moto.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")  # fake credentials: conftest
-    s3.create_bucket(Bucket=SEED_BUCKET)
+    with pytest.MonkeyPatch.context() as patch:  # module-scoped: before the per-test fake credentials
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.setenv(name, "testing")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=SEED_BUCKET)
     try:
         yield endpoint
     finally:

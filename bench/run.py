@@ -62,10 +62,10 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def timed(call: Callable[[], Any], repeat: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        call()
     samples = []
     with contextlib.redirect_stdout(io.StringIO()):  # the metrics each invocation prints, as Lambda would
+        for _ in range(warmup):
+            call()
         for _ in range(repeat):
             started = time.perf_counter()
             call()

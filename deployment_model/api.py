@@ -26,6 +26,7 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
@@ -198,10 +199,8 @@ class ServiceApp(APIGatewayRestResolver):
     def _answer_not_found(self, _: NotFoundError) -> Response:
         path, method = self.current_event.path, self.current_event.http_method
         if path in self.operations:
-            answer = error_answer(
-                HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", f"{method} is not allowed on {path}; use POST"
-            )
-            return _response(*answer[:2], {**answer[2], "Allow": "POST"})
+            message = f"{method} is not allowed on {path}; use POST"
+            return _response(*error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", message, Allow="POST"))
         routes = ", ".join(f"POST {p}" for p in sorted(self.operations))
         return _response(*error_answer(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; {routes}"))
 
@@ -225,6 +224,26 @@ def check_bucket(name_bucket: str | None) -> None:
             "bucket_forbidden",
             f"name_bucket {name_bucket!r} is not this service's bucket: it stores models in {where}; omit name_bucket",
         )
+
+
+def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaContext], dict[str, Any]]:
+    """A function's `lambda_handler`: logs carry the request id, metrics are flushed, every event is answered.
+
+    Call it last in the handler module: it also freezes what init loaded, so that the garbage collector
+    afterwards only scans what requests allocate.
+    """
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_REST,
+        log_event=False,  # events carry feature values; POWERTOOLS_LOGGER_LOG_EVENT must not turn this on
+        clear_state=True,
+    )
+    @metrics.log_metrics(capture_cold_start_metric=True)
+    def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+        return handle_event(app, event, context, direct_path)
+
+    gc.freeze()
+    return lambda_handler
 
 
 def is_api_gateway_event(event: Any) -> bool:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployment_model.api import ApiError, ServiceApp, check_bucket, handle_event, logger, metrics, route_responses
+from deployment_model.api import ApiError, ServiceApp, check_bucket, entry_point, logger, metrics, route_responses
 from deployment_model.prediction import ModelCache, Prediction, predict
 from deployment_model.schemas import PredictRequest, PredictResponse
 from deployment_model.store import LoadedModel, store_from_environment
@@ -71,14 +68,4 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
     }
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST,
-    log_event=False,  # events carry feature values; POWERTOOLS_LOGGER_LOG_EVENT must not turn this on
-    clear_state=True,
-)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return handle_event(app, event, context, direct_path="/predict")
-
-
-gc.freeze()  # what init loaded stays put: the garbage collector then only scans what requests allocate
+lambda_handler = entry_point(app, direct_path="/predict")

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployment_model.api import (
     ServiceApp,
     check_bucket,
-    handle_event,
+    entry_point,
     logger,
     metrics,
     register_error,
@@ -55,14 +52,4 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
     )
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST,
-    log_event=False,  # events carry feature values; POWERTOOLS_LOGGER_LOG_EVENT must not turn this on
-    clear_state=True,
-)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return handle_event(app, event, context, direct_path="/train")
-
-
-gc.freeze()  # what init loaded stays put: the garbage collector then only scans what requests allocate
+lambda_handler = entry_point(app, direct_path="/train")

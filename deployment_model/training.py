@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import parallel_config
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -243,7 +243,7 @@ def train_model(
     scores: dict[str, float] = {}
     for name, grid in grids.items():
         search = GridSearchCV(
-            clone(CANDIDATES[name].build()),
+            CANDIDATES[name].build(),
             {key: list(values) for key, values in grid.items()},
             cv=CV_FOLDS,
             scoring=SCORING,

@@ -296,17 +296,17 @@ def _plain_body(event: dict[str, Any]) -> str:
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
     if not isinstance(body, str):
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body must be a string of JSON")
-    if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
-        raise ApiError(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"request body is over {MAX_BODY_BYTES} bytes"
-        )
     if event.get("isBase64Encoded"):
         try:
-            return base64.b64decode(body, validate=True).decode("utf-8")
+            body = base64.b64decode(body, validate=True).decode("utf-8")
         except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
             raise ApiError(
                 HTTPStatus.BAD_REQUEST, "invalid_request", "request body is flagged isBase64Encoded but is not base64"
             ) from None
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"request body is over {MAX_BODY_BYTES} bytes"
+        )
     return body
 
 

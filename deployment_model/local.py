@@ -27,6 +27,7 @@ DEFAULT_PORT = 3000  # the port `sam local start-api` uses
 DEFAULT_STORE_DIR = ".model-store"
 OPENAPI_PATH = "/openapi.json"
 MAX_BODY_BYTES = 6 * 1024 * 1024  # what Lambda accepts synchronously
+MAX_DRAINED_BYTES = 64 * 1024 * 1024  # larger bodies are cut off unread
 
 # Which function answers which path: the same mapping as the API in template.yaml.
 FUNCTIONS = {
@@ -155,8 +156,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
+            if length <= MAX_DRAINED_BYTES:  # read it, so the client sees the 413 instead of a broken pipe
+                self._discard(length)
             message = {"error": "body_too_large", "message": f"request body is over {MAX_BODY_BYTES} bytes"}
-            self.close_connection = True  # the unread body must not be taken for the next request
+            self.close_connection = True
             self._send(413, {"Content-Type": ["application/json"]}, json.dumps(message).encode())
             return
         body = self.rfile.read(length) if length else b""
@@ -171,6 +174,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         for name, value in (answer.get("headers") or {}).items():
             multi.setdefault(name, [value])
         self._send(int(answer["statusCode"]), multi, data)
+
+    def _discard(self, length: int) -> None:
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                return
+            length -= len(chunk)
 
     def _send(self, status: int, headers: dict[str, list[str]], data: bytes) -> None:
         self.send_response(status)

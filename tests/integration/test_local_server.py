@@ -53,3 +53,8 @@ def test_the_openapi_document_is_served(local_server: Client) -> None:
     assert status == 200
     assert {"/train", "/predict", "/inference"} <= set(document["paths"])
     assert "PredictRequest" in document["components"]["schemas"]
+
+
+def test_the_local_server_refuses_bodies_lambda_would_refuse(local_server: Client) -> None:
+    status, _, body = local_server.request("POST", "/predict", raw=b"[" + b"1," * 3_500_000 + b"1]")
+    assert status == 413 and body["error"] == "body_too_large"

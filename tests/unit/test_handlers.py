@@ -221,3 +221,8 @@ def test_cors_headers_only_for_the_configured_origin(tmp_path, monkeypatch: pyte
     monkeypatch.setenv("ALLOWED_ORIGIN", "https://app.example.com")
     opened = start_service().train(event)
     assert opened["multiValueHeaders"]["Access-Control-Allow-Origin"] == ["https://app.example.com"]
+
+
+def test_a_body_over_lambdas_6_mb_is_a_413(local_service: Service) -> None:
+    answer = local_service.predict(proxy("/predict", None, raw='{"x_test": [' + "1.0," * 2_000_000 + "1.0]}"))
+    assert answer["statusCode"] == 413 and body_of(answer)["error"] == "body_too_large"

@@ -154,7 +154,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError(length)
+        except ValueError:
+            self.close_connection = True
+            message = {"error": "invalid_request", "message": "Content-Length must be a non-negative integer"}
+            self._send(400, {"Content-Type": ["application/json"]}, json.dumps(message).encode())
+            return
         if length > MAX_BODY_BYTES:
             if length <= MAX_DRAINED_BYTES:  # read it, so the client sees the 413 instead of a broken pipe
                 self._discard(length)

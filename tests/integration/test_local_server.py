@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 from tests.integration.conftest import Client
 
@@ -58,3 +59,11 @@ def test_the_openapi_document_is_served(local_server: Client) -> None:
 def test_the_local_server_refuses_bodies_lambda_would_refuse(local_server: Client) -> None:
     status, _, body = local_server.request("POST", "/predict", raw=b"[" + b"1," * 3_500_000 + b"1]")
     assert status == 413 and body["error"] == "body_too_large"
+
+
+def test_a_malformed_content_length_is_a_400(local_server: Client) -> None:
+    host, port = local_server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+        response = connection.makefile("rb").read()
+    assert response.startswith(b"HTTP/1.1 400") and b"Content-Length must be" in response

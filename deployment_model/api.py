@@ -1,6 +1,6 @@
 """The HTTP layer both functions share: operations, validation, errors, and direct vs API Gateway events.
 
-A handler declares its operation with `@app.operation(path)` and answers every event with `handle_event()`.
+A handler declares its operation with `@app.operation(path)` and gets its `lambda_handler` from `entry_point()`.
 An API Gateway event gets a proxy response; a direct invocation (the Lambda console, `sam local invoke`, the
 seed's JSON) is the request body of the function's own operation, answered with statusCode plus the response
 fields at the top level, as the seed did. Either way: the same pydantic validation, the same errors.

@@ -11,11 +11,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
-from tests.stack.sam_transform import load_template
 
 TOOLS = ROOT / ".venv-tools"
-
-__all__ = ["load_template"]
 
 
 def tool(venv: str, name: str) -> Path:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.stack.conftest import load_template, resources_of, run_tool, tool
+from tests.stack.conftest import resources_of, run_tool, tool
+from tests.stack.sam_transform import load_template
 
 ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}

@@ -33,7 +33,7 @@ format: $(STAMP)
 
 ## openapi: regenerate docs/openapi.json from the handlers' routes and models
 openapi: $(STAMP)
-	$(BIN)/python -c "import json; from deployment_model.local import configure_environment, openapi_document; configure_environment('.model-store'); print(json.dumps(openapi_document(), indent=2))" > docs/openapi.json
+	$(BIN)/python -m deployment_model openapi > docs/openapi.json
 
 ## bench: warm latency, cold start, training, image weight, local throughput; records docs/performance.md
 bench: $(STAMP)

@@ -158,7 +158,6 @@ class ServiceApp(APIGatewayRestResolver):
             cors=CORSConfig(allow_origin=origin, allow_headers=["X-Api-Key"], max_age=600) if origin else None,
             enable_validation=True,
             serializer=_serialize,
-            json_body_deserializer=orjson.loads,
         )
         self.operations: dict[str, Operation] = {}
         self.exception_handler(Exception)(self._answer_exception)

@@ -252,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train.add_argument("--feature-columns", help="comma-separated")
     train.add_argument("--candidates", help="comma-separated: knn,sgd,logistic_regression,random_forest")
 
+    commands.add_parser("openapi", help="print the OpenAPI document of both functions' routes")
+
     predict = commands.add_parser("predict", help="predict rows (a direct invocation)")
     predict.add_argument("rows", nargs="+", help="one or more rows, each comma-separated, e.g. 0.7,1 2.0,5.5")
     predict.add_argument("--filename-model", default=None)
@@ -272,6 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         finally:
             server.server_close()
+        return 0
+
+    if args.command == "openapi":
+        print(json.dumps(openapi_document(), indent=2))
         return 0
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the answer is the output; logs only on trouble

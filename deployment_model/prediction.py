@@ -62,7 +62,7 @@ def predict(loaded: LoadedModel, rows: np.ndarray) -> Prediction:
         classes = model.classes_[probabilities.argmax(axis=1)]
     else:
         probabilities, classes = None, model.predict(scaled)
-    labels = np.asarray(loaded.labels, dtype=object)[classes].tolist()
+    labels = loaded.label_array[classes].tolist()
     return Prediction(classes=classes, labels=labels, probabilities=probabilities)
 
 

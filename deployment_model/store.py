@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -170,13 +171,19 @@ class LoadedModel:
     scaler: Any
     metadata: dict[str, Any]
 
-    @property
+    # Derived once per loaded version (cached), not on every prediction.
+    @cached_property
     def feature_names(self) -> list[str]:
         return list(self.metadata["feature_names"])
 
-    @property
+    @cached_property
     def labels(self) -> list[str]:
         return list(self.metadata["labels"])
+
+    @cached_property
+    def label_array(self) -> numpy.ndarray:
+        """The labels as an array, so a batch of class indexes maps to labels in one numpy operation."""
+        return numpy.asarray(self.labels, dtype=object)
 
 
 def runtime_versions() -> dict[str, str]:
@@ -234,14 +241,12 @@ class ModelStore:
             raise ValueError("the scaler's name must differ from the model's: they are two artifacts")
         version = new_version_id()
         prefix = self._version_prefix(name, version)
-        model_bytes, scaler_bytes = _dump(model), _dump(scaler)
+        contents = {
+            "model": (f"{prefix}{name}.joblib", _dump(model)),
+            "scaler": (f"{prefix}{scaler_name}.joblib", _dump(scaler)),
+        }
         artifacts = {
-            "model": {"key": f"{prefix}{name}.joblib", "sha256": _sha256(model_bytes), "bytes": len(model_bytes)},
-            "scaler": {
-                "key": f"{prefix}{scaler_name}.joblib",
-                "sha256": _sha256(scaler_bytes),
-                "bytes": len(scaler_bytes),
-            },
+            kind: {"key": key, "sha256": _sha256(data), "bytes": len(data)} for kind, (key, data) in contents.items()
         }
         metadata = {
             **details,
@@ -253,8 +258,8 @@ class ModelStore:
             "runtime": runtime_versions(),
         }
         metadata_bytes = orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-        self.objects.put(artifacts["model"]["key"], model_bytes)
-        self.objects.put(artifacts["scaler"]["key"], scaler_bytes)
+        for key, data in contents.values():
+            self.objects.put(key, data)
         self.objects.put(f"{prefix}metadata.json", metadata_bytes)
         pointer = {"version": version, "metadata_sha256": _sha256(metadata_bytes)}
         self.objects.put(self._pointer_key(name), orjson.dumps(pointer))  # last: this publishes the version
@@ -332,16 +337,12 @@ def _check_name(name: str, field: str) -> None:
 
 
 def _check_compatible(metadata: dict[str, Any]) -> None:
-    written = metadata.get("runtime", {})
-    running = runtime_versions()
-    mismatched = {
-        lib: (written.get(lib), running[lib]) for lib in ("scikit-learn",) if written.get(lib) != running[lib]
-    }
-    if mismatched:
-        details = ", ".join(f"{lib} {was} (serving {now})" for lib, (was, now) in mismatched.items())
+    trained_with = metadata.get("runtime", {}).get("scikit-learn")
+    serving = runtime_versions()["scikit-learn"]
+    if trained_with != serving:
         raise IncompatibleModelError(
-            f"model {metadata['name']!r} version {metadata['version']} was trained with {details}; "
-            "retrain it or pin a version trained with the serving libraries"
+            f"model {metadata['name']!r} version {metadata['version']} was trained with scikit-learn "
+            f"{trained_with} (serving {serving}); retrain it or pin a version trained with the serving libraries"
         )
 
 

@@ -80,6 +80,16 @@ def s3_service(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Service:
     return start_service()
 
 
+def proxy_event(
+    path: str, body: Any = None, *, raw: str | None = None, method: str = "POST", base64_encoded: bool = False
+) -> dict[str, Any]:
+    """An API Gateway proxy event (the shape of events/api_predict.json) with this path, method and body."""
+    event = load_event("api_predict.json")
+    text = raw if raw is not None else json.dumps(body)
+    event.update(path=path, resource=path, httpMethod=method, body=text, isBase64Encoded=base64_encoded)
+    return event
+
+
 def body_of(answer: dict[str, Any]) -> dict[str, Any]:
     """The JSON body of a proxy response, checking it is declared as JSON."""
     headers = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Service, load_event
+from tests.conftest import Service, proxy_event
 
 FIELDS = ["x_test", "filename_model", "filename_scaler", "name_bucket", "model_version", "data_key", "target_column"]
 json_values = st.recursive(
@@ -35,12 +35,6 @@ def assert_client_error_or_success(status: int, body: Any) -> None:
         assert isinstance(body["error"], str) and isinstance(body["message"], str) and body["message"]
 
 
-def proxy(path: str, body: str, base64_encoded: bool = False) -> dict[str, Any]:
-    event = load_event("api_predict.json")
-    event.update(path=path, resource=path, body=body, isBase64Encoded=base64_encoded)
-    return event
-
-
 @fuzz
 @given(body=bodies)
 def test_any_json_body_through_api_gateway(trained: Service, body: Any) -> None:
@@ -49,14 +43,14 @@ def test_any_json_body_through_api_gateway(trained: Service, body: Any) -> None:
         if path == "/train" and isinstance(body, dict) and not set(body) & {"data_key", "candidates"}:
             body = {**body, "candidates": ["sgd"]}  # keep trainings fast; validation is what is fuzzed
             text = json.dumps(body)
-        answer = call(proxy(path, text))
+        answer = call(proxy_event(path, raw=text))
         assert_client_error_or_success(answer["statusCode"], json.loads(answer["body"]))
 
 
 @fuzz
 @given(body=raw_bodies, base64_encoded=st.booleans())
 def test_any_raw_body_through_api_gateway(trained: Service, body: str, base64_encoded: bool) -> None:
-    answer = trained.predict(proxy("/predict", body, base64_encoded))
+    answer = trained.predict(proxy_event("/predict", raw=body, base64_encoded=base64_encoded))
     assert_client_error_or_success(answer["statusCode"], json.loads(answer["body"]))
 
 
@@ -69,6 +63,8 @@ def test_any_direct_invocation(trained: Service, event: Any) -> None:
 
 def test_a_valid_body_base64_encoded_is_the_same_request(trained: Service) -> None:
     text = json.dumps({"x_test": [2.0, 5.5]})
-    plain = trained.predict(proxy("/predict", text))
-    encoded = trained.predict(proxy("/predict", base64.b64encode(text.encode()).decode(), True))
+    plain = trained.predict(proxy_event("/predict", raw=text))
+    encoded = trained.predict(
+        proxy_event("/predict", raw=base64.b64encode(text.encode()).decode(), base64_encoded=True)
+    )
     assert json.loads(plain["body"])["result"] == json.loads(encoded["body"])["result"] == "virginica"

@@ -11,14 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SEED_BUCKET, Service, body_of, load_event
-
-
-def proxy(path: str, body: Any, method: str = "POST", raw: str | None = None) -> dict[str, Any]:
-    event = load_event("api_predict.json")
-    event.update(path=path, resource=path, httpMethod=method, body=raw if raw is not None else json.dumps(body))
-    return event
-
+from tests.conftest import ROOT, SEED_BUCKET, Service, body_of, load_event, proxy_event
 
 # --- the seed's contract --------------------------------------------------------------------------------
 
@@ -136,13 +129,13 @@ def test_client_mistakes_get_a_4xx_naming_the_problem(local_service: Service, ev
 @pytest.mark.parametrize(
     ("event", "status", "message"),
     [
-        (proxy("/predict", None, raw="{not json"), 400, "not valid JSON"),
-        (proxy("/predict", None, raw="[1, 2]"), 400, "must be a JSON object"),
-        (proxy("/predict", None, raw=""), 400, "body is missing"),
-        ({**proxy("/predict", None, raw="%%%"), "isBase64Encoded": True}, 400, "isBase64Encoded"),
-        (proxy("/predict", {"x_test": [1, 2]}, method="GET"), 405, "GET is not allowed on /predict; use POST"),
-        (proxy("/nowhere", {"x_test": [1, 2]}), 404, "no route POST /nowhere"),
-        (proxy("/predict", None, raw="[" * 100_000 + "]" * 100_000), 400, "not valid JSON"),
+        (proxy_event("/predict", None, raw="{not json"), 400, "not valid JSON"),
+        (proxy_event("/predict", None, raw="[1, 2]"), 400, "must be a JSON object"),
+        (proxy_event("/predict", None, raw=""), 400, "body is missing"),
+        ({**proxy_event("/predict", None, raw="%%%"), "isBase64Encoded": True}, 400, "isBase64Encoded"),
+        (proxy_event("/predict", {"x_test": [1, 2]}, method="GET"), 405, "GET is not allowed on /predict; use POST"),
+        (proxy_event("/nowhere", {"x_test": [1, 2]}), 404, "no route POST /nowhere"),
+        (proxy_event("/predict", None, raw="[" * 100_000 + "]" * 100_000), 400, "not valid JSON"),
     ],
 )
 def test_malformed_http_requests_get_a_4xx(local_service: Service, event, status: int, message: str) -> None:
@@ -152,7 +145,7 @@ def test_malformed_http_requests_get_a_4xx(local_service: Service, event, status
 
 
 def test_405_says_which_methods_are_allowed(local_service: Service) -> None:
-    answer = local_service.train(proxy("/train", {}, method="DELETE"))
+    answer = local_service.train(proxy_event("/train", {}, method="DELETE"))
     assert answer["multiValueHeaders"]["Allow"] == ["POST"]
 
 
@@ -183,7 +176,7 @@ def test_training_errors_are_400s(local_service: Service) -> None:
 
 
 def test_api_gateway_answers_are_json_with_a_content_type(local_service: Service) -> None:
-    event = proxy("/train", None, raw=base64.b64encode(b"{}").decode())
+    event = proxy_event("/train", None, raw=base64.b64encode(b"{}").decode())
     event["isBase64Encoded"] = True
     answer = local_service.train(event)
     assert answer["statusCode"] == 200 and body_of(answer)["model_name"] == "Model_ml"
@@ -213,7 +206,7 @@ def test_cors_headers_only_for_the_configured_origin(tmp_path, monkeypatch: pyte
     from tests.conftest import start_service
 
     monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path))
-    event = proxy("/train", {})
+    event = proxy_event("/train", {})
     event["headers"] = {**event["headers"], "Origin": "https://app.example.com"}
     event["multiValueHeaders"] = {**event["multiValueHeaders"], "Origin": ["https://app.example.com"]}
     closed = start_service().train(event)
@@ -224,5 +217,5 @@ def test_cors_headers_only_for_the_configured_origin(tmp_path, monkeypatch: pyte
 
 
 def test_a_body_over_lambdas_6_mb_is_a_413(local_service: Service) -> None:
-    answer = local_service.predict(proxy("/predict", None, raw='{"x_test": [' + "1.0," * 2_000_000 + "1.0]}"))
+    answer = local_service.predict(proxy_event("/predict", None, raw='{"x_test": [' + "1.0," * 2_000_000 + "1.0]}"))
     assert answer["statusCode"] == 413 and body_of(answer)["error"] == "body_too_large"

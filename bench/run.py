@@ -113,7 +113,7 @@ def configure(endpoint: str) -> None:
 
 def bench_training(train: Any, s3: Any, quick: bool) -> list[Row]:
     rows = []
-    from deployment_model.training import iris_dataset, train_model
+    from deployment_model.ml.training import iris_dataset, train_model
 
     for jobs in (1, 2):  # the recipe itself, to show why small data trains on one thread
         seconds = statistics.median(timed(lambda j=jobs: train_model(iris_dataset(), n_jobs=j), 1 if quick else 3, 1))
@@ -276,7 +276,7 @@ def bench_image_weight() -> list[Row]:
 
 
 def bench_local_server(quick: bool) -> list[Row]:
-    from deployment_model.local import make_server
+    from deployment_model.local.server import make_server
 
     server = make_server("127.0.0.1", 0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

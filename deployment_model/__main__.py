@@ -1,7 +1,7 @@
-"""`python -m deployment_model serve | train | predict`: see deployment_model.local."""
+"""`python -m deployment_model`: see deployment_model.local.cli."""
 
 import sys
 
-from deployment_model.local import main
+from deployment_model.local.cli import main
 
 sys.exit(main())

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployment_model.local import LocalContext
+from deployment_model.local.server import LocalContext
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"

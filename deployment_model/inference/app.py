@@ -9,10 +9,19 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from deployment_model.api import ApiError, ServiceApp, check_bucket, entry_point, logger, metrics, route_responses
-from deployment_model.prediction import ModelCache, Prediction, predict
-from deployment_model.schemas import PredictRequest, PredictResponse
-from deployment_model.store import LoadedModel, store_from_environment
+from deployment_model.api.schemas import PredictRequest, PredictResponse
+from deployment_model.api.service import (
+    ApiError,
+    ServiceApp,
+    check_bucket,
+    entry_point,
+    logger,
+    metrics,
+    route_responses,
+)
+from deployment_model.ml.prediction import Prediction, predict
+from deployment_model.storage.model_cache import ModelCache
+from deployment_model.storage.models import LoadedModel, store_from_environment
 
 
 def _record_load(loaded: LoadedModel, seconds: float) -> None:

@@ -8,7 +8,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from deployment_model.api import (
+from deployment_model.api.schemas import TrainRequest, TrainResponse
+from deployment_model.api.service import (
     ServiceApp,
     check_bucket,
     entry_point,
@@ -17,9 +18,8 @@ from deployment_model.api import (
     register_error,
     route_responses,
 )
-from deployment_model.schemas import TrainRequest, TrainResponse
-from deployment_model.store import store_from_environment
-from deployment_model.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
+from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
+from deployment_model.storage.models import store_from_environment
 
 register_error(TrainingError, HTTPStatus.BAD_REQUEST, "invalid_training_request")
 store = store_from_environment()

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from deployment_model.local import make_server
+from deployment_model.local.server import make_server
 from tests.conftest import SEED_BUCKET, start_service
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from deployment_model.store import S3ObjectStore, StoreUnavailableError
+from deployment_model.storage.objects import S3ObjectStore, StoreUnavailableError
 from tests.conftest import SEED_BUCKET, Service, load_event, start_service
 
 

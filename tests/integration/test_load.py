@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from deployment_model.prediction import predict
-from deployment_model.store import DirectoryObjectStore, ModelStore
+from deployment_model.ml.prediction import predict
+from deployment_model.storage.models import ModelStore
+from deployment_model.storage.objects import DirectoryObjectStore
 from tests.conftest import start_service
 from tests.integration.conftest import serve
 

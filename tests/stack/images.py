@@ -53,13 +53,13 @@ def assemble_task_root(plan: ImagePlan, task_root: Path) -> Path:
     for sources, destination in plan.copies:
         for source in sources:
             target = task_root / destination
+            if (ROOT / source).is_dir():  # Docker copies a directory's contents into the destination
+                shutil.copytree(ROOT / source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+                continue
             if destination.endswith("/") or len(sources) > 1:
                 target = target / Path(source).name
             target.parent.mkdir(parents=True, exist_ok=True)
-            if (ROOT / source).is_dir():
-                shutil.copytree(ROOT / source, target, dirs_exist_ok=True)
-            else:
-                shutil.copy2(ROOT / source, target)
+            shutil.copy2(ROOT / source, target)
     return task_root
 
 

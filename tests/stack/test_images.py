@@ -145,6 +145,7 @@ def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Pa
     inference_plan = parse_dockerfile(ROOT / "deployment_model" / "inference" / "Dockerfile")
     assert (requirements_site(train_plan) / "pandas").is_dir()
     assert not (requirements_site(inference_plan) / "pandas").exists()
-    copied = {p.name for p in (assemble_task_root(inference_plan, tmp_path) / "deployment_model").iterdir()}
-    assert "app.py" not in copied and {"api.py", "store.py", "inference"} <= copied
-    assert "training.py" not in copied and "local.py" not in copied
+    package = assemble_task_root(inference_plan, tmp_path) / "deployment_model"
+    copied = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    assert {"api/service.py", "storage/models.py", "ml/prediction.py", "inference/app.py"} <= copied
+    assert "ml/training.py" not in copied and not any(p.startswith(("local/", "train/")) for p in copied)

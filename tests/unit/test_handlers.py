@@ -191,7 +191,7 @@ def test_the_inference_function_works_without_pandas(local_service: Service, tmp
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] == 'pandas': raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, NotInstalled())\n"
-        "from deployment_model.local import LocalContext\n"
+        "from deployment_model.local.server import LocalContext\n"
         "from deployment_model.inference.app import lambda_handler\n"
         "print(lambda_handler({'x_test': [2.0, 5.5]}, LocalContext('inference')).get('result'))\n"
         "print('pandas' in sys.modules)\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployment_model.local import openapi_document
+from deployment_model.local.server import openapi_document
 from tests.conftest import ROOT
 
 

@@ -7,14 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployment_model.prediction import InvalidRowsError, ModelCache, predict
-from deployment_model.store import (
-    ArtifactIntegrityError,
-    DirectoryObjectStore,
-    ModelStore,
-    StoreUnavailableError,
-)
-from deployment_model.training import iris_dataset, resolve_grids, train_model
+from deployment_model.ml.prediction import InvalidRowsError, predict
+from deployment_model.ml.training import iris_dataset, resolve_grids, train_model
+from deployment_model.storage.model_cache import ModelCache
+from deployment_model.storage.models import ModelStore
+from deployment_model.storage.objects import ArtifactIntegrityError, DirectoryObjectStore, StoreUnavailableError
 from tests.unit.test_store import RecordingObjects
 
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from deployment_model.schemas import (
+from deployment_model.api.schemas import (
     MAX_ROWS_PER_REQUEST,
     PredictRequest,
     TooManyRowsError,

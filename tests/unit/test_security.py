@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployment_model.local import DEFAULT_HOST, make_server
+from deployment_model.local.server import DEFAULT_HOST, make_server
 from tests.conftest import ROOT, SEED_BUCKET, Service
 
 OTHER_BUCKET = "someone-elses-bucket"
@@ -76,7 +76,7 @@ def test_the_local_store_never_writes_outside_its_folder(local_service: Service,
 
 def test_logs_hold_no_bodies_feature_values_or_credentials(tmp_path: Path) -> None:
     script = """
-from deployment_model.local import LocalContext
+from deployment_model.local.server import LocalContext
 from deployment_model.train.app import lambda_handler as train
 from deployment_model.inference.app import lambda_handler as predict
 ctx = LocalContext("f")

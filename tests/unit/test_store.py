@@ -15,18 +15,18 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from deployment_model import store as store_module
-from deployment_model.store import (
+from deployment_model.ml.training import iris_dataset, train_model
+from deployment_model.storage import models as store_module
+from deployment_model.storage.models import ModelStore
+from deployment_model.storage.objects import (
     ArtifactIntegrityError,
     DirectoryObjectStore,
     IncompatibleModelError,
     ModelNotFoundError,
-    ModelStore,
     ObjectNotFoundError,
     S3ObjectStore,
     StoreUnavailableError,
 )
-from deployment_model.training import iris_dataset, train_model
 
 BUCKET = "contract-bucket"
 

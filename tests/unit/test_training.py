@@ -7,8 +7,8 @@ from typing import get_args
 import numpy as np
 import pytest
 
-from deployment_model.schemas import CandidateName
-from deployment_model.training import (
+from deployment_model.api.schemas import CandidateName
+from deployment_model.ml.training import (
     CANDIDATES,
     TrainingError,
     csv_dataset,

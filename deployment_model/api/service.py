@@ -30,9 +30,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from deployment_model.prediction import InvalidRowsError
-from deployment_model.schemas import ErrorResponse, TooManyRowsError
-from deployment_model.store import (
+from deployment_model.api.schemas import ErrorResponse, TooManyRowsError
+from deployment_model.ml.prediction import InvalidRowsError
+from deployment_model.storage.objects import (
     ArtifactIntegrityError,
     IncompatibleModelError,
     ModelNotFoundError,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
-from deployment_model.store import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
+from deployment_model.storage.models import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
 
 MAX_ROWS_PER_REQUEST = 10_000
 MAX_FEATURES_PER_ROW = 1_000

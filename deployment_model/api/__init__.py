@@ -1,0 +1,1 @@
+"""HTTP: the operation app shared by both functions, errors, request and response models."""

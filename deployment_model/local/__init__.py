@@ -1,0 +1,1 @@
+"""Running on a laptop: the local server and the command line."""

@@ -1,0 +1,1 @@
+"""Machine learning with no AWS in it: the training recipe and predictions."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
-from deployment_model.storage.models import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
+from deployment_model.storage.registry import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
 
 MAX_ROWS_PER_REQUEST = 10_000
 MAX_FEATURES_PER_ROW = 1_000
@@ -148,6 +148,14 @@ class TrainRequest(_Request):
         | Annotated[dict[CandidateName, ParamGrid | None], Field(min_length=1, max_length=4)]
         | None
     ) = Field(default=None, description="Estimators to search; omitted: knn and sgd with the seed's grids.")
+    publish: Literal["always", "if_better", "never"] = Field(
+        default="always",
+        description="Publish the new version: always (the seed's behaviour), if_better (its held-out f1_macro is at "
+        "least the published version's, on the same features) or never (store it only).",
+    )
+    min_f1_macro: Annotated[float, Field(ge=0, le=1, strict=False)] | None = Field(
+        default=None, description="Publish only if the held-out f1_macro is at least this (0-1)."
+    )
 
     @model_validator(mode="after")
     def _fields_agree(self) -> TrainRequest:
@@ -191,6 +199,8 @@ class TrainResponse(BaseModel):
     labels: list[str]
     training_data: str
     duration_seconds: float
+    published: bool = Field(description="Whether this version is now the published one.")
+    publish_reason: str = Field(description="Why it was or was not published, in words.")
 
 
 class PredictResponse(BaseModel):

@@ -26,12 +26,15 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from deployment_model.api.schemas import ErrorResponse, TooManyRowsError
+from deployment_model.ml.artifacts import BrokenVersionError, IncompatibleVersionError
 from deployment_model.ml.prediction import InvalidRowsError
+from deployment_model.storage.deadline import storage_deadline
 from deployment_model.storage.objects import (
     ArtifactIntegrityError,
     IncompatibleModelError,
@@ -39,6 +42,12 @@ from deployment_model.storage.objects import (
     ObjectNotFoundError,
     StoreAccessError,
     StoreUnavailableError,
+)
+from deployment_model.storage.registry import (
+    InvalidRegistryRequestError,
+    ModelNameConflictError,
+    PublishConflictError,
+    VersionPublishedError,
 )
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-service")
@@ -69,6 +78,12 @@ _ERROR_STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
     ObjectNotFoundError: (HTTPStatus.NOT_FOUND, "data_not_found"),
     ArtifactIntegrityError: (HTTPStatus.CONFLICT, "model_integrity_error"),
     IncompatibleModelError: (HTTPStatus.CONFLICT, "model_incompatible"),
+    IncompatibleVersionError: (HTTPStatus.CONFLICT, "model_incompatible"),
+    BrokenVersionError: (HTTPStatus.CONFLICT, "model_integrity_error"),
+    InvalidRegistryRequestError: (HTTPStatus.BAD_REQUEST, "invalid_request"),
+    PublishConflictError: (HTTPStatus.CONFLICT, "publish_conflict"),
+    VersionPublishedError: (HTTPStatus.CONFLICT, "version_published"),
+    ModelNameConflictError: (HTTPStatus.CONFLICT, "model_name_conflict"),
     StoreUnavailableError: (HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable"),
     StoreAccessError: (HTTPStatus.BAD_GATEWAY, "storage_access_denied"),
 }
@@ -122,7 +137,8 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed request: the message names the field and what was expected.",
     403: "name_bucket names another bucket than the stack's own.",
     404: "Unknown model, version or data key.",
-    409: "The stored version cannot be served (failed integrity check or other library versions).",
+    409: "A conflict: the stored version cannot be served (failed integrity check or other library versions), or "
+    "a publish or delete conflicts with what is published now.",
     413: "Too many rows in one request.",
     503: "Storage unreachable; retry after Retry-After seconds.",
 }
@@ -204,6 +220,8 @@ class ServiceApp(APIGatewayRestResolver):
         return _response(*error_answer(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; {routes}"))
 
     def _answer_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError):  # a route declared with Powertools' own decorators
+            return _response(*validation_answer(exc.errors()))
         return _response(*answer_for(exc, self.lambda_context.aws_request_id))
 
 
@@ -255,10 +273,11 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     # mid-call: the garbage collector waits until the answer is ready (about 3% of a 10,000-row predict).
     gc.disable()
     try:
-        if is_api_gateway_event(event):
-            return _answer_proxy_event(app, event, context)
-        status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
-        return {"statusCode": status, **_plain_json(body)}
+        with storage_deadline(context.get_remaining_time_in_millis() / 1000):
+            if is_api_gateway_event(event):
+                return _answer_proxy_event(app, event, context)
+            status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
+            return {"statusCode": status, **_plain_json(body)}
     except Exception:  # last resort: Lambda would turn an escaped exception into a bare 502
         logger.exception("unhandled error outside the operation")
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}

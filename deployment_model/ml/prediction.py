@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deployment_model.storage.models import LoadedModel
+from deployment_model.ml.artifacts import LoadedModel
 
 # After scaling, |value| must stay below this so that squared distances and sums stay finite in float64.
 MAX_SCALED_MAGNITUDE = 1e150

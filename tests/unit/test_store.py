@@ -223,3 +223,44 @@ def test_unreachable_s3_is_unavailable_not_a_crash() -> None:
     )
     with pytest.raises(StoreUnavailableError, match="could not be reached"):
         S3ObjectStore(BUCKET, client=client).get("models/x/latest.json")
+
+
+# --- case-insensitive disks (macOS, Windows): names differing only by case must not lose data ----------
+
+
+def case_insensitive_path(self: DirectoryObjectStore, key: str) -> Path:
+    """Resolve a key as a case-insensitive, case-preserving disk does: an existing entry of any case is reused."""
+    path = self.root
+    for part in key.split("/"):
+        if path.is_dir():
+            part = next((entry.name for entry in path.iterdir() if entry.name.lower() == part.lower()), part)
+        path = path / part
+    path = path.resolve()
+    if not path.is_relative_to(self.root) or path == self.root:
+        raise ObjectNotFoundError(f"key {key!r} is outside the store")
+    return path
+
+
+@pytest.fixture
+def case_insensitive_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DirectoryObjectStore, "_path", case_insensitive_path)
+
+
+def test_the_simulated_disk_folds_case(case_insensitive_disk: None, tmp_path: Path) -> None:
+    objects = DirectoryObjectStore(tmp_path)
+    objects.put("models/Iris/a", b"1")
+    assert objects.get("MODELS/iris/A") == b"1"
+
+
+def test_a_model_and_its_scaler_differing_by_case_both_survive(case_insensitive_disk: None, local_service) -> None:
+    trained = local_service.train({"filename_model": "Iris", "filename_scaler": "iris"})
+    assert trained["statusCode"] == 200
+    answer = local_service.predict({"x_test": [2.0, 5.5], "filename_model": "Iris"})
+    assert answer["statusCode"] == 200 and answer["result"] == "virginica", answer
+
+
+def test_models_differing_only_by_case_are_refused_not_merged(case_insensitive_disk: None, local_service) -> None:
+    first = local_service.train({"filename_model": "flowers"})["model_version"]
+    clash = local_service.train({"filename_model": "Flowers", "candidates": ["sgd"]})
+    assert clash["statusCode"] == 409 and "flowers" in clash["message"], clash
+    assert local_service.predict({"x_test": [1, 2], "filename_model": "flowers"})["model_version"] == first

@@ -1,0 +1,73 @@
+"""Every version as trusted as the latest (issue 15.5), through the handlers: one write to the bucket
+never changes what a pinned or latest predict answers; it is refused (409) instead."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Service
+
+
+def version_dir(service_store: Path, name: str, version: str) -> Path:
+    return service_store / "models" / name / "versions" / version
+
+
+def rewrite_metadata(path: Path, change: Any) -> None:
+    metadata = json.loads(path.read_text())
+    change(metadata)
+    path.write_text(json.dumps(metadata))
+
+
+@pytest.fixture
+def two_versions(local_service: Service) -> tuple[str, str]:
+    old = local_service.train({})["model_version"]
+    new = local_service.train({"candidates": ["knn"]})["model_version"]
+    return old, new
+
+
+def store_root(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.mark.parametrize("which", ["pinned", "latest"])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda m: m.__setitem__("labels", m["labels"][::-1]), id="reversed-labels"),
+        pytest.param(lambda m: m["runtime"].__setitem__("scikit-learn", "9.9.9"), id="rewritten-runtime"),
+    ],
+)
+def test_one_write_to_a_versions_metadata_is_refused(
+    local_service: Service, two_versions: tuple[str, str], tmp_path: Path, which: str, tamper: Any
+) -> None:
+    old, new = two_versions
+    target = old if which == "pinned" else new
+    rewrite_metadata(version_dir(store_root(tmp_path), "Model_ml", target) / "metadata.json", tamper)
+    request: dict[str, Any] = {"x_test": [[0.7, 1], [2.0, 5.5]]}
+    if which == "pinned":
+        request["model_version"] = old
+    answer = local_service.predict(request)
+    assert answer["statusCode"] == 409, answer
+    assert answer["error"] == "model_integrity_error" and target in answer["message"]
+
+
+def test_an_artifact_key_escaping_its_version_folder_is_refused(
+    local_service: Service, two_versions: tuple[str, str], tmp_path: Path
+) -> None:
+    old, new = two_versions
+    root = store_root(tmp_path)
+    new_model = next(p for p in version_dir(root, "Model_ml", new).rglob("*.joblib") if "scaler" not in p.name)
+    escaping = f"models/Model_ml/versions/{old}/../{new}/{new_model.relative_to(version_dir(root, 'Model_ml', new))}"
+    digest = hashlib.sha256(new_model.read_bytes()).hexdigest()
+
+    def point_elsewhere(metadata: dict[str, Any]) -> None:
+        metadata["artifacts"]["model"].update(key=escaping, sha256=digest, file=new_model.name)
+
+    rewrite_metadata(version_dir(root, "Model_ml", old) / "metadata.json", point_elsewhere)
+    answer = local_service.predict({"x_test": [0.7, 1], "model_version": old})
+    assert answer["statusCode"] == 409 and answer["error"] == "model_integrity_error", answer

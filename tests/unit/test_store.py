@@ -19,7 +19,6 @@ import boto3
 import numpy as np
 import orjson
 import pytest
-from moto import mock_aws
 
 from deployment_model.ml import artifacts as artifacts_module
 from deployment_model.ml.artifacts import (
@@ -30,7 +29,6 @@ from deployment_model.ml.artifacts import (
     model_artifacts,
     model_metadata,
 )
-from deployment_model.ml.training import iris_dataset, train_model
 from deployment_model.storage.objects import (
     ArtifactIntegrityError,
     DirectoryObjectStore,
@@ -78,22 +76,6 @@ class RecordingObjects:
     ) -> Listing:
         self._record("list", prefix)
         return self.inner.list_objects(prefix, start_after=start_after, limit=limit, delimiter=delimiter)
-
-
-@pytest.fixture(params=["s3", "directory"])
-def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordingObjects]:
-    if request.param == "directory":
-        yield RecordingObjects(DirectoryObjectStore(tmp_path / "store"))
-        return
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield RecordingObjects(S3ObjectStore(BUCKET, client=client))
-
-
-@pytest.fixture(scope="module")
-def trained():
-    return train_model(iris_dataset())
 
 
 def store_version(registry: ModelRegistry, trained, name: str = "Model_ml", scaler: str = "scaler") -> dict[str, Any]:

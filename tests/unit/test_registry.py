@@ -55,15 +55,15 @@ def test_racing_writers_lose_no_event_and_the_pointer_names_the_last_one(objects
     start = threading.Barrier(WRITERS)
     changes: list[str] = []
     failures: list[BaseException] = []
+    # Versions are written beforehand, so that the writers collide on the pointer itself.
+    plans = [[seed if (i + r) % 3 == 2 else tiny_version(registry) for r in range(ROUNDS)] for i in range(WRITERS)]
 
     def writer(index: int) -> None:
         try:
             start.wait()
-            for round_ in range(ROUNDS):
-                if (index + round_) % 3 == 2:  # some writers roll back to the first version meanwhile
-                    result = registry.publish("m", seed, reason=f"writer {index}")
-                else:
-                    result = registry.publish("m", tiny_version(registry), action="train")
+            for version in plans[index]:  # a new version ("train"), or a rollback to the first one meanwhile
+                action = None if version == seed else "train"
+                result = registry.publish("m", version, reason=f"writer {index}", action=action)
                 if result.event is not None:
                     changes.append(result.event["version"])
         except BaseException as exc:

@@ -49,6 +49,7 @@ from deployment_model.storage.objects import (
     ObjectStore,
     PreconditionFailedError,
     S3ObjectStore,
+    StoreAccessError,
     StoreError,
 )
 
@@ -253,6 +254,22 @@ class ModelRegistry:
 
     # --- reading ---------------------------------------------------------------------------------------
 
+    def _get(self, key: str) -> bytes:
+        return self._read(self.objects.get, key)
+
+    def _get_tagged(self, key: str) -> tuple[bytes, str]:
+        return self._read(self.objects.get_tagged, key)
+
+    def _read(self, read: Callable[[str], T], key: str) -> T:
+        """S3 answers a read of a missing key 403, not 404, to a role that may not list it unconditionally (the
+        inference role may list only under models/): a refused read asks the listing whether the key exists."""
+        try:
+            return read(key)
+        except StoreAccessError:
+            if key not in self.objects.list_objects(key, limit=1).keys:
+                raise ObjectNotFoundError(f"no object {key!r} in {self.objects.location}") from None
+            raise
+
     def published(self, name: str) -> Pointer:
         """The published version (the small object a warm function re-reads once per TTL)."""
         pointer = self._pointer_or_none(check_name(name))
@@ -267,7 +284,7 @@ class ModelRegistry:
 
     def _pointer_or_none(self, name: str) -> Pointer | None:
         try:
-            raw, tag = self.objects.get_tagged(self._pointer_key(name))
+            raw, tag = self._get_tagged(self._pointer_key(name))
         except ObjectNotFoundError:
             return None
         try:
@@ -294,14 +311,14 @@ class ModelRegistry:
 
     def _exists(self, key: str) -> bool:
         try:
-            self.objects.get(key)
+            self._get(key)
         except ObjectNotFoundError:
             return False
         return True
 
     def _record(self, name: str, version: str) -> dict[str, Any] | None:
         try:
-            raw = self.objects.get(self._record_key(name, version))
+            raw = self._get(self._record_key(name, version))
         except ObjectNotFoundError:
             return None
         return self._parse_record(name, version, raw)
@@ -342,7 +359,7 @@ class ModelRegistry:
         expected = metadata_sha256 or self._expected_metadata_sha256(name, version)
         where = f"model {name!r} version {version}"
         try:
-            raw = self.objects.get(self._metadata_key(name, version))
+            raw = self._get(self._metadata_key(name, version))
         except ObjectNotFoundError:
             if expected is not None:
                 raise ArtifactIntegrityError(f"{where}: its metadata is missing") from None
@@ -390,7 +407,7 @@ class ModelRegistry:
             raise ArtifactIntegrityError(f"{where} has no {kind} artifact")
         key = self.artifact_key(name, version, kind, entry)
         try:
-            data = self.objects.get(key)
+            data = self._get(key)
         except ObjectNotFoundError:
             raise ArtifactIntegrityError(f"{where}: {kind} artifact is missing") from None
         if _sha256(data) != entry["sha256"]:
@@ -408,7 +425,7 @@ class ModelRegistry:
             or normalised.startswith(MODELS_PREFIX)
         ):
             raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
-        return self.objects.get(key)
+        return self._get(key)
 
     # --- listing ---------------------------------------------------------------------------------------
 
@@ -459,7 +476,7 @@ class ModelRegistry:
             start_after = _decode_token(next_token, prefix)
             listing = self.objects.list_objects(prefix, start_after=start_after, limit=limit)
             keys = [k for k in listing.keys if k.endswith(".json")]
-            records = self._parallel(lambda key: self._parse_record(name, None, self.objects.get(key)), keys)
+            records = self._parallel(lambda key: self._parse_record(name, None, self._get(key)), keys)
             token = _encode_token(listing.next_start_after)
         else:
             prefix = self._versions_prefix(name)
@@ -478,7 +495,7 @@ class ModelRegistry:
     def _legacy_record(self, name: str, version: str) -> dict[str, Any] | None:
         """What a record would hold, read from a pre-registry version's metadata (None if incomplete)."""
         try:
-            raw = self.objects.get(self._metadata_key(name, version))
+            raw = self._get(self._metadata_key(name, version))
             metadata = orjson.loads(raw)
         except (ObjectNotFoundError, orjson.JSONDecodeError):
             return None
@@ -503,7 +520,7 @@ class ModelRegistry:
             listing = Listing([], [], prefix if pointer is not None and pointer.seq > 1 else None)
         else:
             listing = self.objects.list_objects(prefix, start_after=start_after, limit=limit - (pending is not None))
-        events = self._parallel(lambda key: _parse_event(name, self.objects.get(key)), listing.keys)
+        events = self._parallel(lambda key: _parse_event(name, self._get(key)), listing.keys)
         if pending is not None:
             events.insert(0, {field: pending.get(field) for field in EVENT_FIELDS})
         if pointer is None and not events and next_token is None and not self._has_any_object(name):
@@ -654,7 +671,7 @@ class ModelRegistry:
             )
         record_key = self._record_key(name, version)
         try:
-            record = self.objects.get(record_key)
+            record = self._get(record_key)
         except ObjectNotFoundError:
             raise ModelNotFoundError(f"model {name!r} has no version {version!r}") from None
         self.objects.delete(record_key)

@@ -36,6 +36,7 @@ from deployment_model.storage.objects import (
     ModelNotFoundError,
     ObjectNotFoundError,
     S3ObjectStore,
+    StoreAccessError,
     StoreUnavailableError,
 )
 from deployment_model.storage.registry import ModelNameConflictError, ModelRegistry
@@ -452,3 +453,26 @@ def test_the_rule_holds_on_any_disk(objects: RecordingObjects, trained) -> None:
     with pytest.raises(ModelNameConflictError, match="differs from the existing model 'flowers' only by case"):
         store_version(registry, trained, name="Flowers")
     store_version(registry, trained, name="flowers2")  # names differing by more than case are fine
+
+
+class ForbidsMissingKeys(RecordingObjects):
+    """S3 as a role without an unconditional s3:ListBucket sees it: a read of a missing key is a 403."""
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        try:
+            return super().get_tagged(key)
+        except ObjectNotFoundError:
+            raise StoreAccessError(f"s3://bucket refused access to {key!r}: AccessDenied") from None
+
+    def get(self, key: str) -> bytes:
+        return self.get_tagged(key)[0]
+
+
+def test_a_missing_key_is_not_found_even_where_s3_answers_403(objects: RecordingObjects, trained) -> None:
+    publish(ModelRegistry(objects), trained)
+    registry = ModelRegistry(ForbidsMissingKeys(objects.inner))
+    with pytest.raises(ModelNotFoundError, match="has not been trained"):
+        registry.published("unknown")
+    with pytest.raises(ModelNotFoundError, match="no version"):
+        registry.load("Model_ml", "20200101T000000000000Z-00000000")
+    assert load(registry).name == "Model_ml"

@@ -86,7 +86,8 @@ def openapi_document() -> dict[str, Any]:
         if not document:
             document = part
             continue
-        document["paths"].update(part["paths"])
+        for path, operations in part["paths"].items():  # a path may have methods on both functions
+            document["paths"].setdefault(path, {}).update(operations)
         document.setdefault("components", {}).setdefault("schemas", {}).update(
             part.get("components", {}).get("schemas", {})
         )

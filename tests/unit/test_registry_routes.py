@@ -179,3 +179,24 @@ def test_storage_outage_on_a_registry_route_is_a_503_with_retry_after(s3_service
     event = proxy_event("/models", None, method="GET", raw="")
     answer = s3_service.predict(event)
     assert answer["statusCode"] == 503 and answer["multiValueHeaders"]["Retry-After"] == ["5"]
+
+
+def test_the_events_files_drive_every_registry_route(local_service: Service) -> None:
+    """events/api_models_*.json (for `sam local invoke -e`), with their example version replaced by real ones."""
+    from tests.conftest import EVENTS
+
+    first = local_service.train({})["model_version"]
+    second = local_service.train({})["model_version"]
+    example = "20261124T120000000000Z-1a2b3c4d"
+
+    def send(name: str, version: str) -> int:
+        event = json.loads((EVENTS / name).read_text().replace(example, version))
+        handler = local_service.predict if event["httpMethod"] == "GET" else local_service.train
+        answer = handler(event)
+        return answer["statusCode"]
+
+    for name in ("list", "show", "version", "history", "publish"):
+        assert send(f"api_models_{name}.json", first) == 200, name
+    assert local_service.train_module.registry.published("Model_ml").version == first
+    assert send("api_models_delete_version.json", second) == 200
+    assert send("api_models_delete.json", first) == 200

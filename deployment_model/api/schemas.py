@@ -153,7 +153,7 @@ class TrainRequest(_Request):
         description="Publish the new version: always (the seed's behaviour), if_better (its held-out f1_macro is at "
         "least the published version's, on the same features) or never (store it only).",
     )
-    min_f1_macro: Annotated[float, Field(ge=0, le=1, strict=False)] | None = Field(
+    min_f1_macro: Annotated[float, Field(ge=0, le=1, strict=True)] | None = Field(
         default=None, description="Publish only if the held-out f1_macro is at least this (0-1)."
     )
 

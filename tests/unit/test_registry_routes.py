@@ -158,6 +158,8 @@ def test_the_train_request_checks_its_publish_fields(local_service: Service) -> 
         ({"min_f1_macro": 1.5}, "min_f1_macro"),
         ({"min_f1_macro": -0.1}, "min_f1_macro"),
         ({"min_f1_macro": "high"}, "min_f1_macro"),
+        ({"min_f1_macro": True}, "min_f1_macro"),
+        ({"min_f1_macro": "0.5"}, "min_f1_macro"),
     ):
         answer = local_service.train(request)
         assert answer["statusCode"] == 400 and field in answer["message"], answer

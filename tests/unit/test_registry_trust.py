@@ -71,3 +71,13 @@ def test_an_artifact_key_escaping_its_version_folder_is_refused(
     rewrite_metadata(version_dir(root, "Model_ml", old) / "metadata.json", point_elsewhere)
     answer = local_service.predict({"x_test": [0.7, 1], "model_version": old})
     assert answer["statusCode"] == 409 and answer["error"] == "model_integrity_error", answer
+
+
+@pytest.mark.parametrize("pointer", ['{"version": "../../x"}', "not json", '{"version": null}'])
+def test_a_malformed_pointer_is_a_conflict_not_an_unknown_model(
+    local_service: Service, two_versions: tuple[str, str], tmp_path: Path, pointer: str
+) -> None:
+    (store_root(tmp_path) / "models" / "Model_ml" / "latest.json").write_text(pointer)
+    answer = local_service.predict({"x_test": [0.7, 1]})
+    assert answer["statusCode"] == 409 and answer["error"] == "model_integrity_error", answer
+    assert "pointer" in answer["message"]

@@ -17,8 +17,8 @@ def test_train_and_predict_through_an_s3_compatible_endpoint(moto_server: Any, m
 
     version = trained["model_version"]
     keys = {o["Key"] for o in moto_server.list_objects_v2(Bucket=SEED_BUCKET)["Contents"]}
-    stamp, _, suffix = version.partition("-")
-    record = "".join(  # records count down from the version's time: newest firststr(9 - int(c)) if c.isdigit() else c for c in stamp) + "-" + suffix
+    stamp, _, suffix = version.partition("-")  # a record's key counts down from its version's time
+    record = "".join(str(9 - int(c)) if c.isdigit() else c for c in stamp) + "-" + suffix
     assert keys == {
         "models/Model_ml/latest.json",
         "models/Model_ml/registry.json",

@@ -337,3 +337,20 @@ def test_an_old_version_tampered_before_adoption_is_not_adopted(objects: Recordi
     store_version(registry, trained)
     with pytest.raises(ModelNotFoundError):
         registry.load("Model_ml", version)
+
+
+def test_storage_deals_in_bytes_only() -> None:
+    """Nothing in storage/ imports scikit-learn, joblib or ml/: (de)serialisation is ml/'s business."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = (
+        "import sys, pkgutil, importlib, deployment_model.storage as s\n"
+        "for m in pkgutil.iter_modules(s.__path__): importlib.import_module(f'deployment_model.storage.{m.name}')\n"
+        "print(sorted(n for n in sys.modules\n"
+        "             if n.split('.')[0] in {'sklearn', 'joblib'} or n.startswith('deployment_model.ml')))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -559,7 +559,8 @@ class ModelRegistry:
         return written
 
     def _refuse_case_twins(self, name: str) -> None:
-        """Names that differ only by case would share files on case-insensitive disks (macOS, Windows)."""
+        """Names that differ only by case would share files on case-insensitive disks (macOS, Windows): a
+        write under one would change or delete the other's files. Checked before every write."""
         folded = name.casefold()
         for page in self._pages(MODELS_PREFIX, "/"):
             for prefix in page.prefixes:
@@ -605,6 +606,7 @@ class ModelRegistry:
         moved it first (unless expected_version says what must be published now)."""
         check_name(name)
         check_version(version)
+        self._refuse_case_twins(name)
         self.adopt_legacy_versions(name)
         record = self._record(name, version)
         if record is None:
@@ -663,6 +665,7 @@ class ModelRegistry:
         its files. The published version is refused."""
         check_name(name)
         check_version(version)
+        self._refuse_case_twins(name)
         self.adopt_legacy_versions(name)
         pointer = self._pointer_or_none(name)
         if pointer is not None and pointer.version == version:
@@ -686,6 +689,7 @@ class ModelRegistry:
     def delete_model(self, name: str) -> int:
         """Delete every version, the pointer, the history and the records. Returns how many versions."""
         check_name(name)
+        self._refuse_case_twins(name)
         if not self._has_any_object(name):
             raise ModelNotFoundError(f"model {name!r} does not exist")
         versions = self._count_versions(name)

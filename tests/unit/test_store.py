@@ -444,6 +444,11 @@ def test_models_differing_only_by_case_are_refused_not_merged(case_insensitive_d
     clash = local_service.train({"filename_model": "Flowers", "candidates": ["sgd"]})
     assert clash["statusCode"] == 409 and "flowers" in clash["message"], clash
     assert local_service.predict({"x_test": [1, 2], "filename_model": "flowers"})["model_version"] == first
+    registry = local_service.train_module.registry
+    for write in (lambda: registry.delete_model("FLOWERS"), lambda: registry.delete_version("Flowers", first)):
+        with pytest.raises(ModelNameConflictError):  # on this disk they would reach flowers' files
+            write()
+    assert local_service.predict({"x_test": [1, 2], "filename_model": "flowers"})["model_version"] == first
 
 
 def test_the_rule_holds_on_any_disk(objects: RecordingObjects, trained) -> None:

@@ -81,3 +81,29 @@ def test_a_malformed_pointer_is_a_conflict_not_an_unknown_model(
     answer = local_service.predict({"x_test": [0.7, 1]})
     assert answer["statusCode"] == 409 and answer["error"] == "model_integrity_error", answer
     assert "pointer" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(lambda m: m.pop("labels"), id="missing-labels"),
+        pytest.param(lambda m: m.__setitem__("labels", ["one"]), id="too-few-labels"),
+        pytest.param(lambda m: m.__setitem__("feature_names", {"a": 1}), id="features-of-the-wrong-type"),
+        pytest.param(lambda m: m.__setitem__("artifacts", None), id="artifacts-of-the-wrong-type"),
+        pytest.param(lambda m: m["artifacts"].pop("scaler"), id="missing-scaler"),
+    ],
+)
+def test_broken_metadata_answers_409_not_500(
+    local_service: Service, two_versions: tuple[str, str], tmp_path: Path, broken: Any
+) -> None:
+    """Past the digest line (the record is forged to match), a broken version is still refused, as a 409."""
+    old, _ = two_versions
+    path = version_dir(store_root(tmp_path), "Model_ml", old) / "metadata.json"
+    rewrite_metadata(path, broken)
+    registry = local_service.train_module.registry
+    record_key = registry._record_key("Model_ml", old)
+    record = json.loads(registry.objects.get(record_key))
+    record["metadata_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    registry.objects.put(record_key, json.dumps(record).encode())
+    answer = local_service.predict({"x_test": [0.7, 1], "model_version": old})
+    assert answer["statusCode"] == 409 and answer["error"] == "model_integrity_error", answer

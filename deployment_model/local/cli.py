@@ -112,7 +112,10 @@ def _client(ctx: click.Context) -> ServiceClient:
 
 
 def _console(err: bool = False) -> Console:
-    return Console(stderr=err, highlight=False, soft_wrap=False)
+    console = Console(stderr=err, highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # a file or a pipe has no width: do not fold ids into an 80-column box
+        console.width = max(console.width, 160)
+    return console
 
 
 def _emit(ctx: click.Context, data: Any, view: Callable[[Console, Any], None]) -> None:
@@ -290,17 +293,23 @@ def _progress(*columns: Any) -> Progress:
     return Progress(*columns, BarColumn(), TimeElapsedColumn(), console=console, disable=not console.is_terminal)
 
 
-def _feature_names(client: ServiceClient, model: str | None, version: str | None) -> list[str] | None:
-    """The version's feature names, to pick and order the CSV's columns; None if the target cannot say."""
+def _csv_inputs(client: ServiceClient, model: str | None, version: str | None) -> tuple[list[str] | None, str | None]:
+    """The feature names and version a CSV is labelled with: the CSV's columns are picked and ordered by the
+    version's feature names, and the whole file asks that one version. (None, version) if the target has no
+    registry routes to say: the CSV's columns are then sent as they are.
+    """
+    from deployment_model.api.schemas import DEFAULT_MODEL_NAME  # what the service assumes when no model is named
+
+    name = model or DEFAULT_MODEL_NAME
     try:
         if version is None:
-            version = client.model(model or "Model_ml", limit=1).get("published_version")
+            version = client.model(name, limit=1).get("published_version")
             if version is None:
-                return None
-        return client.version(model or "Model_ml", version).get("feature_names")
+                return None, None
+        return client.version(name, version).get("feature_names"), version
     except ServiceError as error:
         if error.route_missing:
-            return None  # a server without the registry's routes: the CSV's columns are sent as they are
+            return None, version
         raise
 
 
@@ -399,7 +408,8 @@ def predict(
         _write_predictions(client, batches(parsed, max_rows), output_format, output, model, model_version, scaler)
         return
     assert csv_path is not None  # noqa: S101 - checked above
-    names = _split(columns) or _feature_names(client, model, model_version)
+    names, model_version = _csv_inputs(client, model, model_version)
+    names = _split(columns) or names
     with _open_csv(csv_path) as (handle, size):
         bar = _progress(TextColumn("{task.fields[rows]:,} rows"))
         if progress is not None:

@@ -28,7 +28,9 @@ def _text(value: Any) -> str:
 
 
 def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> Table:
-    table = Table(*columns, title=title, title_justify="left", header_style="bold")
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for index, column in enumerate(columns):  # ids and versions are copied from here: never cut with an ellipsis
+        table.add_column(column, overflow="fold", no_wrap=index == 0)
     for row in rows:
         table.add_row(*(_text(cell) for cell in row))
     return table
@@ -37,8 +39,8 @@ def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | N
 def _fields(data: dict[str, Any], names: Sequence[tuple[str, str]], title: str | None = None) -> Table:
     """A two-column table of the named fields that are present."""
     table = Table(show_header=False, title=title, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     for key, label in names:
         if key in data:
             table.add_row(label, _text(data[key]))

@@ -70,11 +70,12 @@ def read_feature_rows(binary: BinaryIO, source: str, features: Sequence[str] | N
             f"{source} has no column {', '.join(map(repr, missing))}; its header names {', '.join(header)}"
         )
     indexes = [header.index(name) for name in wanted]
-    return CsvRows(wanted, _rows(reader, indexes, wanted, len(header), source))
+    hint = "" if features else " (name the feature columns with --columns)"
+    return CsvRows(wanted, _rows(reader, indexes, wanted, len(header), source, hint))
 
 
 def _rows(
-    reader: Iterable[list[str]], indexes: list[int], names: list[str], width: int, source: str
+    reader: Iterable[list[str]], indexes: list[int], names: list[str], width: int, source: str, hint: str
 ) -> Iterator[list[float]]:
     line = 1
     try:
@@ -89,7 +90,7 @@ def _rows(
                     value = float(cells[index])
                 except ValueError:
                     raise ClientError(
-                        f"{source} line {line}, column {name!r}: {cells[index]!r} is not a number"
+                        f"{source} line {line}, column {name!r}: {cells[index]!r} is not a number{hint}"
                     ) from None
                 if not math.isfinite(value):
                     raise ClientError(f"{source} line {line}, column {name!r}: {cells[index]!r} is not a finite number")

@@ -196,6 +196,11 @@ def train(
     request = {name: value for name, value in request.items() if value is not None}
     if run_async or wait:
         request["async"] = True
+    if wait and not settings(ctx).remote:
+        raise click.UsageError(
+            "--wait needs a running service: in-process, nothing runs queued jobs. "
+            f"Start `{PROG} serve` and add --url http://127.0.0.1:{DEFAULT_PORT}"
+        )
     client = _client(ctx)
     answer = client.train(request)
     if "job_id" not in answer:  # answered synchronously
@@ -279,6 +284,8 @@ def jobs_show(ctx: click.Context, job_id: str, wait: bool, poll_seconds: float) 
 
 
 def _parse_row(text: str) -> list[float]:
+    if text.startswith("--"):
+        raise click.NoSuchOption(text)
     try:
         return [float(value) for value in text.split(",")]
     except ValueError:
@@ -339,7 +346,7 @@ def _open_output(path: str | None) -> Iterator[TextIO]:
         yield handle
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})  # a row may start with a minus: -1.5,2
 @click.argument("rows", nargs=-1)
 @click.option(
     "--csv", "csv_path", metavar="FILE", help="Rows from a CSV file ('-' for stdin); its header names the features."

@@ -62,6 +62,12 @@ def test_options_work_before_and_after_the_command(trained: dict, store: str, ca
     assert json.loads(before[1]) == json.loads(after[1])
 
 
+def test_rows_may_start_with_a_minus(trained: dict, store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--store-dir", store, "predict", "--json", "-1.5,2", "0.5,-2")
+    assert code == 0, err
+    assert json.loads(out)["rows"] == 2
+
+
 def test_custom_grids_from_a_json_file(store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     grids = tmp_path / "grids.json"
     grids.write_text(json.dumps({"logistic_regression": {"C": [0.5]}}))
@@ -100,6 +106,8 @@ def test_service_errors_are_one_line_with_its_message(trained: dict, store: str,
         ["--url", "ftp://example.com", "predict", "1,2"],
         ["train", "--candidates", "knn", "--grids", "g.json"],
         ["serve", "--url", "http://127.0.0.1:1"],
+        ["predict", "--modle", "x", "1,2"],
+        ["train", "--wait"],  # in-process nothing runs queued jobs: it would wait forever
     ],
 )
 def test_user_mistakes_exit_non_zero_without_a_traceback(argv: list[str], capsys) -> None:
@@ -130,7 +138,9 @@ def test_a_bad_csv_cell_names_its_line_and_column(trained: dict, store: str, tmp
     rows.write_text("a,b\n1,2\n3,oops\n")
     code, _, err = run(capsys, "--store-dir", store, "predict", "--csv", str(rows))
     assert code == 1
-    assert err == f"Error: {rows} line 3, column 'b': 'oops' is not a number\n"
+    assert (
+        err == f"Error: {rows} line 3, column 'b': 'oops' is not a number (name the feature columns with --columns)\n"
+    )
 
 
 # ---- streaming: batches under the limits, the file read as it is sent

@@ -42,6 +42,7 @@ from deployment_model.local.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ST
 PROG = "python -m deployment_model"
 _SETTINGS = "deployment_model.settings"
 _FINISHED = ("succeeded", "failed")
+LOCAL_CACHE_TTL_SECONDS = 1
 _QUIET_WARNING = "No application metrics to publish"  # Powertools, after a call that added no metric
 
 
@@ -573,6 +574,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     if options.remote:
         raise click.UsageError("serve runs the service here; --url and --stack name a service elsewhere")
     configure_environment(options.store_dir)
+    # A retrain here should answer at once, not after the deployed default of 60 s: re-read the pointer each second.
+    os.environ.setdefault("MODEL_CACHE_TTL_SECONDS", str(LOCAL_CACHE_TTL_SECONDS))
     try:
         server = make_server(host, port)
     except OSError as error:

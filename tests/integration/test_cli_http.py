@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -470,13 +471,27 @@ def serve_process(*argv: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def test_serve_takes_its_options_after_the_command(tmp_path: Path) -> None:
+def test_serve_takes_its_options_after_the_command_and_serves_a_retrain_at_once(tmp_path: Path, capsys) -> None:
     process = serve_process("--store-dir", str(tmp_path / "models"), "--port", "0", cwd=tmp_path)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
         assert f"models in {tmp_path / 'models'}" in first
-        assert re.search(r"http://127\.0\.0\.1:\d+", first)
+        url = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)
+        versions = []
+        for _ in range(2):
+            code, out, err = run(capsys, "--url", url, "--json", "train", "--candidates", "knn")
+            assert code == 0, err
+            versions.append(json.loads(out)["model_version"])
+            # the deployed default (60 s) would keep answering the first version; serve re-reads each second
+            deadline = time.monotonic() + 15
+            while True:
+                code, out, err = run(capsys, "--url", url, "--json", "predict", "0.7,1")
+                assert code == 0, err
+                if json.loads(out)["model_version"] == versions[-1] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)  # polling the server's answer, bounded by the deadline
+            assert json.loads(out)["model_version"] == versions[-1]
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -446,10 +446,17 @@ def _write_predictions(
     scaler: str | None,
     on_batch: Callable[[int], None] | None = None,
 ) -> None:
+    written = 0
     with _open_output(output) as out:
         writer: PredictionWriter = CsvPredictions(out) if output_format == "csv" else JsonPredictions(out)
-        for answer in predict_batches(client, groups, model, version, scaler, on_batch):
-            writer.write(answer)
+        try:
+            for answer in predict_batches(client, groups, model, version, scaler, on_batch):
+                writer.write(answer)
+                written += answer["rows"]
+        except ClientError as error:
+            if written:  # say what the partial output holds
+                raise ClientError(f"stopped after {written:,} rows were written: {error}") from None
+            raise
         writer.close()
 
 

@@ -13,10 +13,12 @@ import io
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 import warnings
 from base64 import b64decode
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -25,6 +27,9 @@ from deployment_model.local import server
 
 API_KEY_ENV = "ML_SERVICE_API_KEY"
 DEFAULT_TIMEOUT_SECONDS = 300.0
+RETRIES = 3
+RETRY_STATUSES = {429, 503}  # API Gateway's throttling, and the service's "storage unavailable, retry"
+MAX_RETRY_WAIT_SECONDS = 30.0
 # Routes a server may not serve yet (an older deployment): answered with these codes, or API Gateway's 403.
 _ROUTE_MISSING_CODES = {"route_not_found", "method_not_allowed"}
 
@@ -142,6 +147,14 @@ class Http:
         return bool(self._api_key)
 
 
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds to wait: the server's Retry-After when it gives one (capped), else a doubling backoff."""
+    try:
+        return min(float(value), MAX_RETRY_WAIT_SECONDS) if value is not None else float(2 ** (attempt - 1))
+    except ValueError:
+        return float(2 ** (attempt - 1))
+
+
 def _lower(headers: Any) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
@@ -153,18 +166,34 @@ def _segment(value: str) -> str:
 class ServiceClient:
     """The service's routes as methods returning their JSON answers; errors raise ServiceError."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, sleep: Callable[[float], None] = time.sleep) -> None:
         self.transport = transport
+        self.sleep = sleep
 
     def request(
-        self, method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None, raw: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        raw: bool = False,
+        retry: bool = False,
     ) -> Any:
-        """One call: JSON body out, JSON (or raw bytes) back, an error answer raised as ServiceError."""
+        """One call: JSON body out, JSON (or raw bytes) back, an error answer raised as ServiceError.
+
+        `retry` (for calls that change nothing): a 429 or 503 is tried again after its Retry-After, a few times,
+        so that a throttled or briefly unavailable moment does not stop a million-row prediction halfway.
+        """
         params = {name: value for name, value in (query or {}).items() if value is not None}
         target = path + (f"?{urlencode(params)}" if params else "")
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        answer = self.transport.send(method, target, data, headers)
+        for attempt in range(1, RETRIES + 2):
+            answer = self.transport.send(method, target, data, headers)
+            if not (retry and answer.status in RETRY_STATUSES and attempt <= RETRIES):
+                break
+            self.sleep(_retry_after(answer.headers.get("retry-after"), attempt))
         if answer.status >= 400:
             raise self._error(answer)
         return answer.body if raw else answer.json()
@@ -179,6 +208,9 @@ class ServiceClient:
         else:
             text = answer.body[:200].decode("utf-8", "replace").strip() or "no message"
             error = ServiceError(answer.status, "http_error", f"HTTP {answer.status}: {text}")
+        if answer.status == 504 and "error" not in (body or {}):
+            # API Gateway's own timeout: the integration ran past its 29 s.
+            error.message = f"{error.message} (HTTP 504): the call took longer than the API allows; train with --async"
         if answer.status == 403 and "error" not in (body or {}) and not error.route_missing:
             # API Gateway's own refusal ({"message": "Forbidden"}): a missing or wrong API key.
             sent = getattr(self.transport, "sends_api_key", False)
@@ -191,14 +223,14 @@ class ServiceClient:
         return self.request("POST", "/train", body=request)
 
     def job(self, job_id: str) -> Any:
-        return self.request("GET", f"/train/jobs/{_segment(job_id)}")
+        return self.request("GET", f"/train/jobs/{_segment(job_id)}", retry=True)
 
     def jobs(self, limit: int | None = None, next_token: str | None = None) -> Any:
         return self.request("GET", "/train/jobs", query={"limit": limit, "next_token": next_token})
 
     # Prediction
     def predict(self, body: bytes | dict[str, Any]) -> Any:
-        return self.request("POST", "/predict", body=body)
+        return self.request("POST", "/predict", body=body, retry=True)
 
     # The registry (issue 10) and reports (issue 14)
     def models(self, limit: int | None = None, next_token: str | None = None) -> Any:

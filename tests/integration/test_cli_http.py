@@ -236,6 +236,7 @@ class FakeService:
         if job_outcome == "failed":
             final = job("failed", 1, error={"error": "training_failed", "message": "target column has one class"})
         self.job_states = [job("queued", 0), job("running", 1), final]
+        self.predict_answers: list[tuple[int, dict[str, Any]]] = []  # answered before any real prediction
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -259,6 +260,8 @@ class FakeService:
                 status, answer = fake.route(self.command, url.path, parse_qs(url.query), body)
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
+                if status in (429, 503):
+                    self.send_header("Retry-After", "0")
                 self.send_header("Content-Type", "text/html" if isinstance(answer, bytes) else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -347,6 +350,8 @@ class FakeService:
             if query.get("format") == ["json"]:
                 return 200, {"confusion_matrix": [[1, 0], [0, 1]]}
             return 200, b"<html><body>report of v1</body></html>"
+        if (method, path) == ("POST", "/predict") and self.predict_answers:
+            return self.predict_answers.pop(0)
         if (method, path) == ("POST", "/predict"):
             rows = body["x_test"]
             labels = ["yes" if row[0] > row[1] else "no" for row in rows]
@@ -454,6 +459,51 @@ def test_csv_columns_follow_the_models_feature_names_and_one_version(fake: FakeS
     assert {body["model_version"] for body in predicts} == {"v1"}  # the published version, pinned for the file
     assert out.splitlines()[0] == "label,class_index"
     assert len(out.splitlines()) == 11
+
+
+def test_a_throttled_or_unavailable_moment_is_retried(fake: FakeService, tmp_path: Path, capsys) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "".join(f"{i},{10 - i}\n" for i in range(10)))
+    fake.predict_answers = [
+        (503, {"error": "storage_unavailable", "message": "storage unreachable"}),
+        (429, {"message": "Too Many Requests"}),
+    ]
+    argv = ["--url", url_of(fake), "predict", "--csv", str(rows), "--batch-rows", "4", "--format", "csv"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert len(out.splitlines()) == 11
+    assert len([r for r in fake.requests if r[1] == "/predict"]) == 3 + 2
+
+
+def test_a_failure_midway_says_how_much_was_written(fake: FakeService, tmp_path: Path, capsys) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "".join(f"{i},{10 - i}\n" for i in range(10)))
+    out_file = tmp_path / "labels.csv"
+    original = fake.route
+
+    def second_batch_fails(method: str, path: str, query: Any, body: Any) -> tuple[int, Any]:
+        if path == "/predict" and len([r for r in fake.requests if r[1] == "/predict"]) == 2:
+            return 400, {"error": "invalid_request", "message": "x_test row 1 is out of range"}
+        return original(method, path, query, body)
+
+    fake.route = second_batch_fails  # type: ignore[method-assign]
+    argv = ["--url", url_of(fake), "predict", "--csv", str(rows), "--batch-rows", "4", "-o", str(out_file)]
+    code, _, err = run(capsys, *argv)
+    assert code == 1
+    assert err == "Error: stopped after 4 rows were written: x_test row 1 is out of range\n"
+    assert len(out_file.read_text().splitlines()) == 1 + 4
+
+
+def test_api_gateways_timeout_points_at_async(fake: FakeService, capsys) -> None:
+    original = fake.route
+    fake.route = lambda method, path, query, body: (  # type: ignore[method-assign]
+        (504, {"message": "Endpoint request timed out"}) if path == "/train" else original(method, path, query, body)
+    )
+    code, _, err = run(capsys, "--url", url_of(fake), "train")
+    assert code == 1
+    assert err == (
+        "Error: Endpoint request timed out (HTTP 504): the call took longer than the API allows; train with --async\n"
+    )
 
 
 # ---- serve in a real process

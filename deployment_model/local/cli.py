@@ -29,6 +29,7 @@ from deployment_model.local.batches import CountingReader, batches, max_rows_per
 from deployment_model.local.client import (
     API_KEY_ENV,
     DEFAULT_TIMEOUT_SECONDS,
+    EMPTY_METRICS_WARNING,
     ClientError,
     Http,
     InProcess,
@@ -43,7 +44,6 @@ PROG = "python -m deployment_model"
 _SETTINGS = "deployment_model.settings"
 _FINISHED = ("succeeded", "failed")
 LOCAL_CACHE_TTL_SECONDS = 1
-_QUIET_WARNING = "No application metrics to publish"  # Powertools, after a call that added no metric
 
 
 @dataclass(frozen=True)
@@ -616,7 +616,7 @@ def openapi() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0, 1 for an error, 2 for a usage error)."""
-    warnings.filterwarnings("ignore", _QUIET_WARNING, UserWarning)
+    warnings.filterwarnings("ignore", EMPTY_METRICS_WARNING, UserWarning)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name=PROG, standalone_mode=True)
     except SystemExit as exit_:

@@ -9,6 +9,7 @@ the target.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from deployment_model.local import server
 
 API_KEY_ENV = "ML_SERVICE_API_KEY"
+EMPTY_METRICS_WARNING = "No application metrics to publish"  # Powertools, after a call that added no metric
 DEFAULT_TIMEOUT_SECONDS = 300.0
 RETRIES = 3
 RETRY_STATUSES = {429, 503}  # API Gateway's throttling, and the service's "storage unavailable, retry"
@@ -72,8 +74,6 @@ class Answer:
 class Transport(Protocol):
     """Sends one request to the service; `target` is the path with its query string."""
 
-    description: str
-
     def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer: ...
 
 
@@ -88,7 +88,6 @@ class InProcess:
     def __init__(self, store_dir: str | None) -> None:
         server.configure_environment(store_dir)
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # the answer says what went wrong
-        self.description = os.environ.get("MODEL_STORE_DIR") or f"s3://{os.environ.get('MODEL_BUCKET')}"
         self._handlers: dict[str, server.Handler] = {}
 
     def _handler(self, function: str) -> server.Handler:
@@ -102,7 +101,7 @@ class InProcess:
         handler = self._handler(function)
         event = server.proxy_event(method, target, headers, body or b"", "127.0.0.1")
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+            warnings.filterwarnings("ignore", EMPTY_METRICS_WARNING, UserWarning)
             answer = handler(event, server.LocalContext(function_name=function))
         payload = answer.get("body") or ""
         data = b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
@@ -119,12 +118,11 @@ class Http:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ClientError(f"--url must be an http:// or https:// URL, e.g. http://127.0.0.1:3000; got {base_url!r}")
         self.base_url = base_url.rstrip("/")
-        self.description = self.base_url
         self._api_key = api_key
         self._timeout = timeout
 
     def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:
-        all_headers = {"Accept": "application/json", **headers}
+        all_headers = dict(headers)
         if self._api_key:
             all_headers["x-api-key"] = self._api_key
         request = urllib.request.Request(self.base_url + target, data=body, method=method, headers=all_headers)  # noqa: S310 - scheme checked in __init__
@@ -139,8 +137,8 @@ class Http:
             raise ClientError(f"cannot reach {self.base_url}: {error.reason}") from None
         except TimeoutError:
             raise ClientError(f"{self.base_url} did not answer within {self._timeout:g} s (--timeout)") from None
-        except OSError as error:  # a connection reset or refused mid-request
-            raise ClientError(f"cannot reach {self.base_url}: {error.strerror or error}") from None
+        except (OSError, http.client.HTTPException) as error:  # a connection reset, or an answer cut short
+            raise ClientError(f"lost the connection to {self.base_url}: {error}") from None
 
     @property
     def sends_api_key(self) -> bool:

@@ -101,6 +101,21 @@ def test_train_and_predict_over_http(local_url: str, capsys: pytest.CaptureFixtu
     assert [p["label"] for p in answer["predictions"]] == ["Not virginica", "virginica"]
 
 
+def test_in_process_and_over_http_answer_alike(local_url: str, tmp_path: Path, capsys) -> None:
+    store = os.environ["MODEL_STORE_DIR"]  # the store the local server serves
+    assert run(capsys, "--store-dir", store, "train", "--candidates", "knn,sgd")[0] == 0
+    write_rows(tmp_path / "rows.csv", 300)
+    outputs = {}
+    for target in (["--store-dir", store], ["--url", local_url]):
+        code, out, err = run(capsys, *target, "predict", "--csv", str(tmp_path / "rows.csv"), "--format", "json")
+        assert code == 0, err
+        outputs[target[0]] = json.loads(out)
+        code, _, err = run(capsys, *target, "predict", "--model", "Missing", "1,2")
+        outputs[target[0] + " error"] = (code, err)
+    assert outputs["--store-dir"] == outputs["--url"]
+    assert outputs["--store-dir error"] == outputs["--url error"]
+
+
 def test_service_errors_over_http_are_one_line(local_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--url", local_url, "predict", "--model", "Missing", "1,2")
     assert code == 1 and out == ""

@@ -607,10 +607,12 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
 @cli.command()
 @target_options
-def openapi() -> None:
+@click.pass_context
+def openapi(ctx: click.Context) -> None:
     """Print the OpenAPI document of both functions' routes (generated from this code)."""
-    from deployment_model.local.server import openapi_document
+    from deployment_model.local.server import configure_environment, openapi_document
 
+    configure_environment(settings(ctx).store_dir)  # the handlers open their store when imported
     click.echo(json.dumps(openapi_document(), indent=2))
 
 

@@ -260,3 +260,9 @@ def test_a_cli_run_prints_only_what_was_asked(tmp_path: Path) -> None:
     assert failed.returncode == 1 and failed.stdout == ""
     assert failed.stderr.startswith("Error: x_test rows must have 2 values")
     assert failed.stderr.count("\n") == 1  # no metric JSON, no UserWarning, no traceback
+
+
+def test_openapi_prints_the_committed_document(tmp_path: Path) -> None:
+    printed = cli_process("openapi", cwd=tmp_path)  # what `make openapi` runs, in a fresh process
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == json.loads((ROOT / "docs" / "openapi.json").read_text())

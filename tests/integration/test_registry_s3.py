@@ -16,7 +16,7 @@ from tests.conftest import SEED_BUCKET, load_event, start_service
 from tests.unit.test_registry import WRITERS, events_of, tiny_version
 
 
-def test_eight_writers_over_http_lose_no_event(moto_server: Any) -> None:
+def test_eight_writers_over_http_lose_no_event(moto_server: Any, atomic_s3_conditional_writes: None) -> None:
     registry = ModelRegistry(TimeBoundObjectStore(S3ObjectStore(SEED_BUCKET)))
     versions = [tiny_version(registry) for _ in range(WRITERS * 2)]
     start = threading.Barrier(WRITERS)

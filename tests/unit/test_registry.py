@@ -48,6 +48,7 @@ def events_of(registry: ModelRegistry, name: str) -> list[dict[str, Any]]:
 # --- no lost update -----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("atomic_s3_conditional_writes")
 def test_racing_writers_lose_no_event_and_the_pointer_names_the_last_one(objects: RecordingObjects) -> None:
     registry = ModelRegistry(objects)
     seed = tiny_version(registry)

@@ -18,8 +18,10 @@ from deployment_model.local.server import DEFAULT_HOST, make_server
 from tests.conftest import ROOT, SEED_BUCKET, Service
 
 OTHER_BUCKET = "someone-elses-bucket"
-MODEL_KEY = re.compile(
-    r"^models/[A-Za-z0-9][A-Za-z0-9._-]{0,127}/(latest\.json|versions/\d{8}T\d{12}Z-[0-9a-f]{8}/[A-Za-z0-9._-]+)$"
+MODEL_KEY = re.compile(  # the registry's layout (README, "A model version")
+    r"^models/[A-Za-z0-9][A-Za-z0-9._-]{0,127}/(latest\.json|registry\.json|history/\d{12}\.json"
+    r"|records/\d{8}T\d{12}Z-[0-9a-f]{8}\.json"
+    r"|versions/\d{8}T\d{12}Z-[0-9a-f]{8}/(metadata\.json|[a-z][a-z0-9_-]*/[A-Za-z0-9][A-Za-z0-9._-]*))$"
 )
 HOSTILE_NAMES = ["../other", "a/../../b", "/etc/passwd", "..", ".", "", "x" * 200, "models/x", "a\\b", "%2e%2e", "\x00"]
 HOSTILE_KEYS = ["../x.csv", "/abs.csv", f"s3://{OTHER_BUCKET}/x.csv", "models/Model_ml/latest.json", "a//b.csv"]

@@ -42,7 +42,7 @@ def test_iris_features_are_petal_width_then_length_and_target_is_virginica() -> 
 
 
 def test_split_is_stratified_70_30(seed_model) -> None:
-    assert seed_model.rows == {"total": 150, "train": 105, "test": 45}
+    assert seed_model.rows == {"total": 150, "train": 105, "test": 45, "dropped": 0, "dropped_reason": None}
 
 
 def test_seed_answers(seed_model) -> None:

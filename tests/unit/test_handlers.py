@@ -51,7 +51,7 @@ def test_train_response_describes_the_published_model(local_service: Service) ->
         "weights": "distance",
     }
     assert set(answer["metrics"]) == {"f1_macro", "accuracy"}
-    assert answer["rows"] == {"total": 150, "train": 105, "test": 45}
+    assert answer["rows"] == {"total": 150, "train": 105, "test": 45, "dropped": 0, "dropped_reason": None}
     assert answer["feature_names"] == ["petal_width", "petal_length"]
     assert answer["labels"] == ["Not virginica", "virginica"]
     assert answer["duration_seconds"] > 0

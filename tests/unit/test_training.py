@@ -114,7 +114,13 @@ def test_csv_labels_come_from_the_data() -> None:
         (b"a,b,t\n1,x,y\n", "t", None, "not numeric: ['b']"),
         (b"a,t\n" + b"1,x\n" * 10, "t", None, "at least two classes"),
         (b"a,t\n1,x\n2,y\n3,y\n4,y\n5,y\n", "t", None, "at least 4 rows"),
-        (b"", "t", None, "not a readable CSV"),
+        (b"", "t", None, "is empty"),
+        (b"\xff\xfe,\x00\n", "t", None, "not a readable CSV"),
+        (b"a,b,t\n", "t", None, "has a header but no rows"),
+        (b"a,t\n,x\n,y\n", "t", None, "no rows left"),
+        (b"a,b,t\n1,2,x\n", "t", ["a", "a"], "lists ['a'] more than once"),
+        (b"a,b,t\n1,2,x\n", "t", ["a", "t"], "includes the target_column 't'"),
+        (b"a,t\n1,x\n", "t", ["t"], "includes the target_column 't'"),
     ],
 )
 def test_unusable_csv_is_refused_with_a_reason(csv: bytes, target: str, features, message: str) -> None:
@@ -127,11 +133,17 @@ def test_unusable_csv_is_refused_with_a_reason(csv: bytes, target: str, features
     [
         ({"svm": None}, "unknown candidate 'svm'"),
         ({"knn": {"leaf_size": [10]}}, "cannot tune \\['leaf_size'\\]"),
-        ({"knn": {"n_neighbors": [0]}}, "candidate 'knn'"),
-        ({"sgd": {"penalty": ["l3"]}}, "candidate 'sgd'"),
-        ({"random_forest": {"n_estimators": [10**9]}}, "n_estimators may be at most 500"),
-        ({"sgd": {"max_iter": [10**7]}}, "max_iter may be at most 10000"),
+        ({"knn": {"n_neighbors": [0]}}, "candidates.knn: The 'n_neighbors' parameter"),
+        ({"sgd": {"penalty": ["l3"]}}, "candidates.sgd: The 'penalty' parameter"),
+        ({"random_forest": {"n_estimators": [10**9]}}, "n_estimators: may be at most 500"),
+        ({"sgd": {"max_iter": [10**7]}}, "max_iter: may be at most 10000"),
         ({"random_forest": {"n_estimators": list(range(1, 21)), "max_depth": list(range(1, 12))}}, "combinations"),
+        ({"knn": {"n_neighbors": [True]}}, "not true/false"),
+        ({"knn": {"metric": ["seuclidean"]}}, "choose from minkowski"),
+        ({"knn": {"metric": ["pyfunc"]}}, "choose from minkowski"),
+        ({"knn": {"p": [101]}}, "p: may be at most 100"),
+        ({"knn": {"n_neighbors": []}}, "give at least one"),
+        ({}, "choose at least one"),
     ],
 )
 def test_bad_candidate_choices_are_refused_before_fitting(grids, message: str) -> None:

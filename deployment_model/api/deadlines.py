@@ -1,0 +1,26 @@
+"""How long a training may run, from where the request came: the Lambda side of ml/budget.py.
+
+Through API Gateway the client waits at most 29 s (the integration timeout), whatever the function's own
+timeout: a training still running after that would publish a version its client was told had failed. A direct
+invocation (or an asynchronous job) may use the function's remaining time. Either way a margin is kept for
+publishing, so a training never outlives its function in the middle of a write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployment_model.api.service import is_api_gateway_event
+from deployment_model.ml.budget import Budget, Clock
+
+API_GATEWAY_TIMEOUT_SECONDS = 29.0
+PUBLISH_MARGIN_SECONDS = 5.0  # writing the version (three small objects and the pointer) plus the answer
+
+
+def training_budget(event: Any, context: Any, clock: Clock | None = None) -> Budget:
+    """The training budget for this invocation: the time left, minus the publishing margin."""
+    remaining = context.get_remaining_time_in_millis() / 1000
+    if is_api_gateway_event(event):
+        remaining = min(remaining, API_GATEWAY_TIMEOUT_SECONDS)
+    seconds = max(0.0, remaining - PUBLISH_MARGIN_SECONDS)
+    return Budget(seconds) if clock is None else Budget(seconds, clock)

@@ -102,7 +102,7 @@ def csv_dataset(
         reason = f"{dropped} rows have an empty (or NA) cell in column(s) {columns}, first on line {first}"
         if missing_values == "refuse":
             raise TrainingError(
-                f"data_key {source!r}: {reason}; fill them in, or send missing_values: \"drop\" to train "
+                f'data_key {source!r}: {reason}; fill them in, or send missing_values: "drop" to train '
                 "without those rows"
             )
         frame = frame[~incomplete]

@@ -52,6 +52,8 @@ def max_scaled_magnitude(candidate: str, model: Any, scaled_training: np.ndarray
     # linear models: the decision is values . coefficients + intercept
     coefficients = np.abs(np.asarray(model.coef_, dtype=np.float64)).sum(axis=1).max()
     intercept = float(np.abs(np.asarray(model.intercept_, dtype=np.float64)).max(initial=0.0))
+    if not (np.isfinite(coefficients) and np.isfinite(intercept)):
+        raise UnusableModelError("the fitted coefficients are not finite numbers; choose other parameter values")
     room = FLOAT64_MAX / SAFETY - intercept
     magnitude = room / coefficients if coefficients > 0 else FLOAT64_MAX / SAFETY
     return min(magnitude, FLOAT64_MAX / SAFETY), "the model multiplies values by its coefficients"

@@ -38,7 +38,7 @@ KnnMetric = Literal["minkowski", "euclidean", "manhattan", "chebyshev"]
 
 def _a_list(value: Any) -> Any:
     if not isinstance(value, list):
-        raise ValueError("must be a list of the values to try, e.g. [5] or [3, 5]")  # noqa: TRY004
+        raise ValueError("must be a list of the values to try, e.g. [5] or [3, 5]")
     return value
 
 
@@ -111,7 +111,7 @@ class SgdGrid(_Grid):
 
 
 class LogisticRegressionGrid(_Grid):
-    C: values(_positive_float()) = None  # noqa: N815 (scikit-learn's name)
+    C: values(_positive_float()) = None
     class_weight: values(Literal["balanced"] | None) = None
     max_iter: values(_int(1, MAX_ITERATIONS)) = None
     tol: values(_positive_float()) = None
@@ -142,7 +142,7 @@ def _names_or_grids(value: Any) -> Any:
         if strange:
             raise ValueError(f"unknown candidate(s) {strange[:5]}; choose from {', '.join(CANDIDATE_NAMES)}")
     else:
-        raise ValueError(f"must be a list of candidate names or an object of grids, e.g. {_EXAMPLE}")  # noqa: TRY004
+        raise ValueError(f"must be a list of candidate names or an object of grids, e.g. {_EXAMPLE}")
     if not value:
         raise ValueError(f"choose at least one candidate ({', '.join(CANDIDATE_NAMES)}), or omit candidates")
     return value

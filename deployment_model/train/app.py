@@ -21,7 +21,7 @@ from deployment_model.api.service import (
     route_responses,
 )
 from deployment_model.ml.budget import Budget, TrainingTooLongError
-from deployment_model.ml.datasets import DataTooLargeError, Dataset, check_csv_size, max_csv_bytes
+from deployment_model.ml.datasets import Dataset, DataTooLargeError, check_csv_size, max_csv_bytes
 from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
 from deployment_model.storage.models import ModelStore, store_from_environment
 

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from deployment_model.local.server import LocalContext
-
 from deployment_model.api.deadlines import API_GATEWAY_TIMEOUT_SECONDS, PUBLISH_MARGIN_SECONDS, training_budget
+from deployment_model.local.server import LocalContext
 from deployment_model.ml.budget import Budget, TrainingTooLongError
 from deployment_model.ml.training import iris_dataset, resolve_grids, train_model
 from tests.conftest import Service, body_of, proxy_event

@@ -174,7 +174,7 @@ def test_loads_are_reported(objects, trained) -> None:
 def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
     store = ModelStore(objects)
     publish(store, trained)
-    with pytest.raises(InvalidRowsError, match="x_test row 1: value . .* is outside what model 'Model_ml'"):
+    with pytest.raises(InvalidRowsError, match=r"x_test row 1: value . .* is outside what model 'Model_ml'"):
         predict(store.load("Model_ml"), np.array([[0.7, 1.0], row]))
 
 

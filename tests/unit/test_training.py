@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from deployment_model.api.schemas import CandidateName
+from deployment_model.ml.limits import MAX_CLASSES, MAX_FEATURES_PER_ROW, MAX_LABEL_LENGTH
 from deployment_model.ml.training import (
     CANDIDATES,
+    MAX_GRID_COMBINATIONS,
+    MIN_ROWS_PER_CLASS,
     TrainingError,
     csv_dataset,
     iris_dataset,
@@ -149,3 +152,77 @@ def test_unusable_csv_is_refused_with_a_reason(csv: bytes, target: str, features
 def test_bad_candidate_choices_are_refused_before_fitting(grids, message: str) -> None:
     with pytest.raises(TrainingError, match=message):
         resolve_grids(grids)
+
+
+# --- limits at their boundaries, both sides (issue 15) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("depths", "accepted"), [(10, True), (11, False)])
+def test_the_grid_cap_is_exactly_200_combinations(depths: int, accepted: bool) -> None:
+    grid = {"random_forest": {"n_estimators": list(range(1, 21)), "max_depth": list(range(1, depths + 1))}}
+    assert MAX_GRID_COMBINATIONS == 200
+    if accepted:
+        assert len(resolve_grids(grid)["random_forest"]["max_depth"]) == 10
+    else:
+        with pytest.raises(TrainingError, match="220 combinations"):
+            resolve_grids(grid)
+
+
+@pytest.mark.parametrize(
+    ("grid", "accepted"),
+    [
+        ({"random_forest": {"n_estimators": [500]}}, True),
+        ({"random_forest": {"n_estimators": [501]}}, False),
+        ({"random_forest": {"max_depth": [100]}}, True),
+        ({"random_forest": {"max_depth": [101]}}, False),
+        ({"knn": {"n_neighbors": [1000]}}, True),
+        ({"knn": {"n_neighbors": [1001]}}, False),
+        ({"logistic_regression": {"max_iter": [10_000]}}, True),
+        ({"logistic_regression": {"max_iter": [10_001]}}, False),
+    ],
+)
+def test_work_ceilings_hold_at_the_boundary(grid, accepted: bool) -> None:
+    if accepted:
+        resolve_grids(grid)
+    else:
+        with pytest.raises(TrainingError, match="may be at most"):
+            resolve_grids(grid)
+
+
+def labelled_csv(labels: list[str], per_class: int, columns: int = 1) -> bytes:
+    header = ",".join(f"f{i}" for i in range(columns)) + ",t\n"
+    rows = [",".join([str(n)] * columns) + f",{label}" for n in range(per_class) for label in labels]
+    return (header + "\n".join(rows) + "\n").encode()
+
+
+@pytest.mark.parametrize(("per_class", "accepted"), [(MIN_ROWS_PER_CLASS, True), (MIN_ROWS_PER_CLASS - 1, False)])
+def test_rows_per_class_hold_at_the_boundary(per_class: int, accepted: bool) -> None:
+    assert MIN_ROWS_PER_CLASS == 4
+    csv = labelled_csv(["a", "b"], per_class)
+    if accepted:
+        data = csv_dataset(csv, "t", None, "d.csv")
+        assert train_model(data, resolve_grids({"knn": {"n_neighbors": [1]}})).rows["total"] == 8
+    else:
+        with pytest.raises(TrainingError, match="at least 4 rows"):
+            csv_dataset(csv, "t", None, "d.csv")
+
+
+@pytest.mark.parametrize(
+    ("labels", "columns", "accepted", "words"),
+    [
+        ([f"c{i}" for i in range(MAX_CLASSES)], 1, True, ""),
+        ([f"c{i}" for i in range(MAX_CLASSES + 1)], 1, False, "at most 100 classes"),
+        (["a" * MAX_LABEL_LENGTH, "b"], 1, True, ""),
+        (["a" * (MAX_LABEL_LENGTH + 1), "b"], 1, False, "longer than 200 characters"),
+        (["a", "b"], MAX_FEATURES_PER_ROW, True, ""),
+        (["a", "b"], MAX_FEATURES_PER_ROW + 1, False, "at most 1000 values"),
+    ],
+)
+def test_what_serving_can_answer_holds_at_training_at_the_boundary(labels, columns, accepted, words) -> None:
+    csv = labelled_csv(labels, MIN_ROWS_PER_CLASS, columns)
+    if accepted:
+        data = csv_dataset(csv, "t", None, "d.csv")
+        assert len(data.labels) == len(labels) and data.features.shape[1] == columns
+    else:
+        with pytest.raises(TrainingError, match=words):
+            csv_dataset(csv, "t", None, "d.csv")

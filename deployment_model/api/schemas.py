@@ -6,6 +6,7 @@ x_test, and the responses' message / result.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import chain
 from typing import Annotated, Any, Literal
@@ -83,23 +84,41 @@ def parse_rows(value: Any) -> FeatureRows:
     return FeatureRows(matrix, single_row)
 
 
-def _no_dot_dot(value: str) -> str:
-    if ".." in value:
-        raise ValueError("must not contain '..'")
-    return value
+def _matching(pattern: re.Pattern[str], words: str) -> AfterValidator:
+    """A pattern check whose error says in words what is accepted (pydantic's own would print the regex)."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value) or ".." in value:
+            raise ValueError(words)
+        return value
+
+    return AfterValidator(check)
 
 
 Name = Annotated[
     str,
-    Field(pattern=NAME_PATTERN.pattern, max_length=128, strict=True),
-    AfterValidator(_no_dot_dot),
+    Field(max_length=128, strict=True, json_schema_extra={"pattern": NAME_PATTERN.pattern}),
+    _matching(
+        NAME_PATTERN, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
+    ),
 ]
 DataKey = Annotated[
     str,
-    Field(pattern=DATA_KEY_PATTERN.pattern, max_length=1024, strict=True),
-    AfterValidator(_no_dot_dot),
+    Field(max_length=1024, strict=True, json_schema_extra={"pattern": DATA_KEY_PATTERN.pattern}),
+    _matching(
+        DATA_KEY_PATTERN,
+        "must be an object key of letters, digits, '.', '_', '/', '=', '+' or '-', starting with a letter or digit, "
+        "without '..'",
+    ),
 ]
-Version = Annotated[str, Field(pattern=VERSION_PATTERN.pattern, strict=True)]
+Version = Annotated[
+    str,
+    Field(strict=True, json_schema_extra={"pattern": VERSION_PATTERN.pattern}),
+    _matching(
+        VERSION_PATTERN,
+        "must be a published version such as 20261124T123456123456Z-1a2b3c4d; omit model_version for the latest",
+    ),
+]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256, strict=True)]
 
 _ROW_SCHEMA = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_FEATURES_PER_ROW}

@@ -304,3 +304,19 @@ def test_any_grid_is_refused_in_words_or_trains(candidates) -> None:
         train_model(iris_dataset(), resolve_grids(grids), budget=Budget(10))
     except (TrainingError, TrainingTooLongError) as refused:
         assert "candidates" in str(refused) or "training" in str(refused)
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field", "words"),
+    [
+        (PredictRequest, {"x_test": [1], "model_version": "latest"}, "model_version", "omit model_version"),
+        (TrainRequest, {"filename_model": "a b"}, "filename_model", "letters, digits"),
+        (TrainRequest, {"filename_scaler": "x/../y"}, "filename_scaler", "without '..'"),
+        (TrainRequest, {"data_key": "/etc/passwd", "target_column": "t"}, "data_key", "an object key of letters"),
+    ],
+)
+def test_names_keys_and_versions_are_refused_in_words_not_regexes(model, body, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate(body)
+    (error,) = refused.value.errors()
+    assert error["loc"] == (field,) and words in error["msg"] and "^[" not in error["msg"]

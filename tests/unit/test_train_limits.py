@@ -150,3 +150,9 @@ def test_labels_too_long_or_too_many_to_answer_are_refused(
     )
     answer = local_service.train({"data_key": "data/l.csv", "target_column": "t"})
     assert answer["statusCode"] == 400 and words in answer["message"]
+
+
+def test_a_missing_csv_in_s3_is_a_404_naming_the_key(s3_service: Service) -> None:
+    answer = s3_service.train({"data_key": "data/absent.csv", "target_column": "species"})
+    assert answer["statusCode"] == 404 and answer["error"] == "data_not_found"
+    assert "data/absent.csv" in answer["message"]

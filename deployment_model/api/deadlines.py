@@ -8,6 +8,7 @@ publishing, so a training never outlives its function in the middle of a write.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from deployment_model.api.service import is_api_gateway_event
@@ -18,11 +19,23 @@ PUBLISH_MARGIN_SECONDS = 5.0  # writing the version (three small objects and the
 LAMBDA_MAX_TIMEOUT_SECONDS = 900.0  # for a context that cannot say (a stand-in without the method)
 
 
-def training_budget(event: Any, context: Any, clock: Clock | None = None) -> Budget:
+def training_budget(event: Any, context: Any, clock: Clock | None = None, wall_clock: Clock = time.time) -> Budget:
     """The training budget for this invocation: the time left, minus the publishing margin."""
     remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
     remaining = remaining_millis() / 1000 if remaining_millis else LAMBDA_MAX_TIMEOUT_SECONDS
     if is_api_gateway_event(event):
-        remaining = min(remaining, API_GATEWAY_TIMEOUT_SECONDS)
+        remaining = min(remaining, API_GATEWAY_TIMEOUT_SECONDS - _waited_at_api_gateway(event, wall_clock))
     seconds = max(0.0, remaining - PUBLISH_MARGIN_SECONDS)
     return Budget(seconds) if clock is None else Budget(seconds, clock)
+
+
+def _waited_at_api_gateway(event: dict[str, Any], wall_clock: Clock) -> float:
+    """Seconds since API Gateway received the request (a cold start counts against its 29 s).
+
+    Only trusted within 0-29 s: anything else is a saved sample event (events/*.json) or clock skew.
+    """
+    received = (event.get("requestContext") or {}).get("requestTimeEpoch")
+    if not isinstance(received, int | float) or isinstance(received, bool):
+        return 0.0
+    waited = wall_clock() - received / 1000
+    return waited if 0 <= waited <= API_GATEWAY_TIMEOUT_SECONDS else 0.0

@@ -88,6 +88,15 @@ def test_the_budget_comes_from_the_caller_and_keeps_a_publishing_margin(
     assert training_budget(event, FakeContext(remaining)).seconds == expected
 
 
+@pytest.mark.parametrize(("waited", "expected"), [(10, 29 - 10 - 5), (0, 24), (3600 * 24, 24), (-60, 24)])
+def test_time_already_spent_at_api_gateway_counts_against_its_29_s(waited: float, expected: float) -> None:
+    # A cold start happens after API Gateway received the request; saved sample events carry an old time.
+    event = proxy_event("/train", {})
+    event["requestContext"]["requestTimeEpoch"] = 1_800_000_000_000
+    budget = training_budget(event, FakeContext(900), wall_clock=lambda: 1_800_000_000 + waited)
+    assert budget.seconds == expected
+
+
 def _published(store_dir: Path) -> list[Path]:
     return list(store_dir.glob("models/*/latest.json"))
 

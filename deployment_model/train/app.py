@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -30,6 +31,8 @@ register_error(DataTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "training
 register_error(TrainingTooLongError, HTTPStatus.UNPROCESSABLE_ENTITY, "training_too_long")
 store = store_from_environment()
 app = ServiceApp()
+# This invocation's training budget, set by lambda_handler: per thread, as the local server serves in threads.
+_budget: ContextVar[Budget | None] = ContextVar("training_budget", default=None)
 
 
 @app.operation(
@@ -41,7 +44,7 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
     check_bucket(request.name_bucket)
     grids = resolve_grids(request.candidate_grids())
     dataset = load_dataset(store, request)
-    budget = app.context.get("budget") or Budget(API_GATEWAY_TIMEOUT_SECONDS - PUBLISH_MARGIN_SECONDS)
+    budget = _budget.get() or Budget(API_GATEWAY_TIMEOUT_SECONDS - PUBLISH_MARGIN_SECONDS)
     trained = train_model(dataset, grids, budget=budget)
     summary = trained.summary()
     metadata = store.publish(request.filename_model, request.filename_scaler, trained.model, trained.scaler, summary)
@@ -77,9 +80,9 @@ _handle = entry_point(app, direct_path="/train")
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    """The function's handler: the route gets this invocation's training budget through Powertools' context."""
-    app.append_context(budget=training_budget(event, context))
+    """The function's handler: the route gets this invocation's training budget (Lambda's context stays here)."""
+    token = _budget.set(training_budget(event, context))
     try:
         return _handle(event, context)
     finally:
-        app.clear_context()
+        _budget.reset(token)

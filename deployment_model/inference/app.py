@@ -19,6 +19,7 @@ from deployment_model.api.service import (
     entry_point,
     logger,
     metrics,
+    register_error,
     route_responses,
 )
 from deployment_model.ml.artifacts import (
@@ -28,7 +29,7 @@ from deployment_model.ml.artifacts import (
     LoadedModel,
     load_model,
 )
-from deployment_model.ml.prediction import Prediction, predict
+from deployment_model.ml.prediction import Prediction, ResponseTooLargeError, predict
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.registry import registry_from_environment
 
@@ -48,6 +49,7 @@ cache = ModelCache(
     on_load=_record_load,
 )
 app = ServiceApp()
+register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
 ModelName = Annotated[Name, Path(description="The model's name.")]
 ModelVersion = Annotated[Version, Path(description="A version id.")]
 NextToken = Annotated[

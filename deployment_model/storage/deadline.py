@@ -50,6 +50,9 @@ class TimeBoundObjectStore:
     def get_tagged(self, key: str) -> tuple[bytes, str]:
         return self._bounded(self.inner.get_tagged, key)
 
+    def size(self, key: str) -> int:
+        return self._bounded(self.inner.size, key)
+
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         return self._bounded(lambda: self.inner.put(key, data, if_none_match=if_none_match, if_match=if_match))
 

@@ -416,16 +416,16 @@ class ModelRegistry:
 
     def read_data(self, key: str) -> bytes:
         """A user's training data, from the same bucket but never from the models' own prefix."""
-        normalised = posixpath.normpath(key) if isinstance(key, str) else ""
-        if (
-            not DATA_KEY_PATTERN.match(key)
-            or normalised != key
-            or ".." in key
-            or "//" in key
-            or normalised.startswith(MODELS_PREFIX)
-        ):
-            raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
-        return self._get(key)
+        return self._get(_check_data_key(key))
+
+    def read_data_tagged(self, key: str) -> tuple[bytes, str | None]:
+        """The training data and its S3 ETag (None on a local store, whose tags are not ETags)."""
+        data, tag = self._get_tagged(_check_data_key(key))
+        return data, tag if isinstance(getattr(self.objects, "inner", self.objects), S3ObjectStore) else None
+
+    def data_size(self, key: str) -> int:
+        """The training data's size, read before the data itself so a file too large is never read."""
+        return self.objects.size(_check_data_key(key))
 
     # --- listing ---------------------------------------------------------------------------------------
 
@@ -738,6 +738,20 @@ def _parse_event(name: str, raw: bytes) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise ArtifactIntegrityError(f"model {name!r}: a history event is malformed")
     return {field: event.get(field) for field in EVENT_FIELDS}
+
+
+def _check_data_key(key: str) -> str:
+    """A data key, normalised before any check: never under models/, never outside the bucket's own keys."""
+    normalised = posixpath.normpath(key) if isinstance(key, str) else ""
+    if (
+        not DATA_KEY_PATTERN.match(normalised)
+        or normalised != key
+        or ".." in key
+        or "//" in key
+        or normalised.startswith(MODELS_PREFIX)
+    ):
+        raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
+    return key
 
 
 def _encode_token(start_after: str | None) -> str | None:

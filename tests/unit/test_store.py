@@ -64,6 +64,10 @@ class RecordingObjects:
         self._record("get", key)
         return self.inner.get_tagged(key)
 
+    def size(self, key: str) -> int:
+        self._record("size", key)
+        return self.inner.size(key)
+
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         self._record("put", key)
         return self.inner.put(key, data, if_none_match=if_none_match, if_match=if_match)

@@ -5,6 +5,7 @@ Every line of defence is tested on its own: digests, then names and keys compute
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -338,6 +339,8 @@ def test_training_data_cannot_be_read_from_the_models_prefix_or_outside(
     registry = ModelRegistry(objects)
     publish(registry, trained)  # the store HOLDS what the keys aim at: absence cannot pass for refusal
     (tmp_path / "outside.csv").write_text("a,b\n1,2\n")
+    with contextlib.suppress(ObjectNotFoundError):  # S3 takes the key literally; a folder refuses to leave its root
+        objects.put(key, b"secret")
     objects.put("data/x.csv", b"a,b\n1,2\n")
     assert registry.read_data("data/x.csv") == b"a,b\n1,2\n"
     assert objects.get("models/Model_ml/latest.json")

@@ -274,7 +274,7 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     # mid-call: the garbage collector waits until the answer is ready (about 3% of a 10,000-row predict).
     gc.disable()
     try:
-        with storage_deadline(context.get_remaining_time_in_millis() / 1000):
+        with storage_deadline(_storage_seconds(event, context)):
             if is_api_gateway_event(event):
                 return _answer_proxy_event(app, event, context)
             status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
@@ -284,6 +284,17 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
     finally:
         gc.enable()
+
+
+def _storage_seconds(event: Any, context: Any) -> float | None:
+    """How long storage calls may take in all: until the function's time, or API Gateway's 29 s, runs out."""
+    from deployment_model.api.deadlines import API_GATEWAY_TIMEOUT_SECONDS  # that module builds on this one
+
+    remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = remaining_millis() / 1000 if remaining_millis else None
+    if is_api_gateway_event(event):
+        seconds = API_GATEWAY_TIMEOUT_SECONDS if seconds is None else min(seconds, API_GATEWAY_TIMEOUT_SECONDS)
+    return seconds
 
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

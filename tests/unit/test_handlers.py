@@ -112,7 +112,7 @@ def test_another_bucket_is_forbidden_and_untouched(s3_service: Service, s3: Any)
         ({"x_test": [1, 2], "filename_model": "../other"}, 400, "filename_model"),
         ({"x_test": [1, 2], "filename_scaler": "a/b"}, 400, "filename_scaler"),
         ({"x_test": [1, 2], "extra": True}, 400, "extra: is not a known field"),
-        ({}, 400, "x_test: Field required"),
+        ({}, 400, "x_test: is required"),
         ({"x_test": [1, 2], "filename_model": "unknown"}, 404, "'unknown' has not been trained"),
         ({"x_test": [1, 2], "model_version": "20200101T000000000000Z-00000000"}, 404, "no version"),
         ({"x_test": [1, 2], "filename_scaler": "other"}, 404, "trained with scaler 'scaler', not 'other'"),

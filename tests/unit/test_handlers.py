@@ -175,11 +175,25 @@ def test_training_errors_are_400s(local_service: Service) -> None:
     assert missing["statusCode"] == 404 and "data/none.csv" in missing["message"]
 
 
-def test_api_gateway_answers_are_json_with_a_content_type(local_service: Service) -> None:
-    event = proxy_event("/train", None, raw=base64.b64encode(b"{}").decode())
-    event["isBase64Encoded"] = True
-    answer = local_service.train(event)
-    assert answer["statusCode"] == 200 and body_of(answer)["model_name"] == "Model_ml"
+@pytest.mark.parametrize(
+    ("function", "event"),
+    [
+        ("train", proxy_event("/train", None, raw=base64.b64encode(b'{"candidates": ["sgd"]}').decode())),
+        ("predict", proxy_event("/predict", {"x_test": [1, 2]})),
+        ("predict", proxy_event("/predict", {"x_test": "no"})),
+        ("predict", proxy_event("/nowhere", {})),
+        ("predict", proxy_event("/predict", {}, method="GET")),
+        ("predict", proxy_event("/predict", {"x_test": [1, 2], "filename_model": "never"})),
+    ],
+)
+def test_api_gateway_answers_are_json_with_a_content_type(local_service: Service, function: str, event) -> None:
+    local_service.train({})
+    if function == "train":
+        event["isBase64Encoded"] = True
+    answer = getattr(local_service, function)(event)
+    content_types = [v for k, v in answer["multiValueHeaders"].items() if k.lower() == "content-type"]
+    assert content_types == [["application/json"]], answer["multiValueHeaders"]
+    assert isinstance(json.loads(answer["body"]), dict) and answer["isBase64Encoded"] is False
 
 
 def test_the_inference_function_works_without_pandas(local_service: Service, tmp_path) -> None:

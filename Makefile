@@ -48,7 +48,7 @@ diagram:
 $(STAMP): pyproject.toml $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r deployment_model/train/requirements.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r deployment_model/train/requirements.txt -e '.[local,dev]'
 	touch $@
 
 $(TOOLS)/%/.installed: .ci/tools-%.txt

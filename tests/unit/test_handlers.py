@@ -11,26 +11,60 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SEED_BUCKET, Service, body_of, load_event, proxy_event
+from tests.conftest import ROOT, SEED_BUCKET, Service, body_of, load_event, proxy_event, start_service
 
 # --- the seed's contract --------------------------------------------------------------------------------
 
 
 def test_the_seeds_exact_json_works_as_direct_invocations(s3_service: Service, s3: Any) -> None:
-    assert s3_service.train(load_event("train.json"))["message"] == "Train successfully"
-    answer = s3_service.predict(load_event("predict.json"))
+    """events/seed/ keeps the seed's JSON byte for byte; on a bucket named as the seed's, it works unchanged."""
+    assert s3_service.train(load_event("seed/train.json"))["message"] == "Train successfully"
+    answer = s3_service.predict(load_event("seed/predict.json"))
     assert answer["statusCode"] == 200 and answer["result"] == "Not virginica"
-    virginica = {**load_event("predict.json"), "x_test": [2.0, 5.5]}
+    virginica = {**load_event("seed/predict.json"), "x_test": [2.0, 5.5]}
     assert s3_service.predict(virginica)["result"] == "virginica"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=SEED_BUCKET)["Contents"]]
     assert "models/Model_ml/latest.json" in keys
 
 
 def test_the_seeds_requests_work_as_api_gateway_events(s3_service: Service) -> None:
-    trained = s3_service.train(load_event("api_train.json"))
+    trained = s3_service.train(load_event("seed/api_train.json"))
     assert trained["statusCode"] == 200 and body_of(trained)["message"] == "Train successfully"
-    answer = s3_service.predict(load_event("api_predict.json"))
+    answer = s3_service.predict(load_event("seed/api_predict.json"))
     assert answer["statusCode"] == 200 and body_of(answer)["result"] == "Not virginica"
+
+
+GENERATED_BUCKET = "ml-service-modelbucket-1a2b3c4d5e6f"  # what `sam deploy` names the stack's bucket
+
+
+@pytest.fixture
+def deployed_service(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Service:
+    """The functions as the README's `sam deploy` leaves them: a bucket with a generated name."""
+    s3.create_bucket(Bucket=GENERATED_BUCKET)
+    monkeypatch.setenv("MODEL_BUCKET", GENERATED_BUCKET)
+    return start_service()
+
+
+def test_the_events_the_readme_runs_work_on_a_deployed_stack(deployed_service: Service) -> None:
+    assert deployed_service.train(load_event("train.json"))["statusCode"] == 200
+    assert deployed_service.predict(load_event("predict.json"))["result"] == "Not virginica"
+    assert deployed_service.predict(load_event("predict_batch.json"))["rows"] == 4
+    assert body_of(deployed_service.train(load_event("api_train.json")))["message"] == "Train successfully"
+    assert body_of(deployed_service.predict(load_event("api_predict.json")))["result"] == "Not virginica"
+    assert body_of(deployed_service.predict(load_event("api_inference_base64.json")))["rows"] == 4
+
+
+def test_the_seeds_bucket_name_on_a_deployed_stack_is_refused_without_naming_the_stacks_bucket(
+    deployed_service: Service,
+) -> None:
+    for answer in (
+        deployed_service.train(load_event("seed/train.json")),
+        deployed_service.predict(load_event("seed/predict.json")),
+    ):
+        assert answer["statusCode"] == 403 and "this service's bucket" in answer["message"]
+        assert GENERATED_BUCKET not in json.dumps(answer)
+    answer = deployed_service.predict(load_event("seed/api_predict.json"))
+    assert answer["statusCode"] == 403 and GENERATED_BUCKET not in answer["body"]
 
 
 def test_base64_encoded_bodies_and_the_seeds_inference_path(s3_service: Service) -> None:
@@ -99,6 +133,7 @@ def test_another_bucket_is_forbidden_and_untouched(s3_service: Service, s3: Any)
     s3.create_bucket(Bucket="someone-elses")
     answer = s3_service.train({"name_bucket": "someone-elses"})
     assert answer["statusCode"] == 403 and "someone-elses" in answer["message"]
+    assert SEED_BUCKET not in answer["message"]  # the stack's bucket is not told to the caller
     assert s3_service.predict({"x_test": [1, 2], "name_bucket": "someone-elses"})["statusCode"] == 403
     assert s3.list_objects_v2(Bucket="someone-elses")["KeyCount"] == 0
     assert s3.list_objects_v2(Bucket=SEED_BUCKET)["KeyCount"] == 0

@@ -65,10 +65,10 @@ def local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cl
 
 @pytest.fixture
 def short_timeout_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
-    """The local server with a 0.5 s connection timeout and at most MAX_TEST_CONNECTIONS connections at once."""
+    """The local server with a 0.2 s connection timeout and at most MAX_TEST_CONNECTIONS connections at once."""
     monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
     start_service()
-    yield from serve(tmp_path, timeout=0.5, max_connections=MAX_TEST_CONNECTIONS)
+    yield from serve(tmp_path, timeout=0.2, max_connections=MAX_TEST_CONNECTIONS)
 
 
 @pytest.fixture

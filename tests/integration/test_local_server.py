@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import MAX_TEST_CONNECTIONS, Client
+from tests.integration.conftest import MAX_TEST_CONNECTIONS, Client, serve
 
 
 def test_the_quick_start_train_then_predict(local_server: Client) -> None:
@@ -209,3 +210,31 @@ def test_threads_stay_bounded_under_200_half_sent_requests(short_timeout_server:
         for connection in connections:
             connection.close()
     assert peak <= MAX_TEST_CONNECTIONS + 1 and status == 200
+
+
+# --- a route declared only in a template and with Powertools' decorators works locally, with no other table ---
+
+
+@pytest.fixture
+def things_server(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    from tests.unit.test_local_routes import THINGS_TEMPLATE
+
+    template = tmp_path / "template.yaml"
+    template.write_text(THINGS_TEMPLATE)
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    yield from serve(tmp_path, template=template)
+
+
+def test_routes_with_path_parameters_from_the_template(things_server: Client) -> None:
+    assert things_server.request("GET", "/things/a")[2] == {"name": "a", "limit": 5}
+    assert things_server.request("GET", "/things/a/?limit=7")[2] == {"name": "a", "limit": 7}
+    assert things_server.request("DELETE", "/things/b")[2] == {"deleted": "b"}
+    assert things_server.post("/things/c/resize", {"size": 4})[2] == {"name": "c", "size": 4}
+    status, _, body = things_server.request("GET", "/things/a?limit=many")
+    assert status == 400 and "limit" in body["message"]
+    status, headers, body = things_server.request("PUT", "/things/a", {})
+    assert status == 405 and headers["Allow"] == "DELETE, GET" and "PUT is not allowed" in body["message"]
+    status, _, body = things_server.post("/nope", {})
+    assert status == 404
+    for route in ("POST /things", "GET /things/{name}", "DELETE /things/{name}", "ANY /files/{key+}"):
+        assert route in body["message"]

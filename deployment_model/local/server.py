@@ -189,7 +189,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     handlers: ClassVar[dict[str, Handler]] = {}  # logical ID -> lambda_handler
     openapi: ClassVar[bytes] = b"{}"
     quiet: ClassVar[bool] = False
-    _route_name = "-"
+    _route_path = "-"  # what a log line names: the template's path of the route, never the path as sent
 
     def __getattr__(self, name: str) -> Any:
         """Every method (GET, POST, post, PUT, TRACE, ...) is routed by the template; the rest answer 404/405."""
@@ -226,7 +226,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send_answer(refused.answer)
             return
         if method == "GET" and url.path == OPENAPI_PATH:
-            self._route_name = OPENAPI_PATH
+            self._route_path = OPENAPI_PATH
             self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
             return
         found = self.table.match(method, url.path)
@@ -234,6 +234,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             candidates = (self.table.match(other, url.path) for other in self.table.allowed_methods(url.path))
             found = next((candidate for candidate in candidates if candidate), None)
         if found is None:
+            self._route_path = "(no route)"
             allowed = self.table.allowed_methods(url.path)
             if allowed:
                 self._send_answer(method_not_allowed_answer(self.command, url.path, allowed))
@@ -241,7 +242,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self._send_answer(route_not_found_answer(self.command, url.path, self.table.names()))
             return
         route = found.route
-        self._route_name = route.name
+        self._route_path = route.path
         headers = {name: value for name, value in self.headers.items()}
         event = proxy_event(
             self.command, self.path, headers, body, self.client_address[0], route.path, found.path_parameters
@@ -339,12 +340,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-
-    # Logs: a method, a route name, a status and a size; never a path, query, header or body a client sent.
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         method = (self.command or "").upper()
-        method = method if method in _LOGGED_METHODS else "-"
-        self._log(f"{method} {self._route_name} {int(code) if isinstance(code, int) else code} {size}")
+        self._log(f"{method if method in _LOGGED_METHODS else '-'} {self._route_path} {status} {len(data)} bytes")
+
+    # Logs: a method, a route's path, a status and a size (_send); never a path, query, header or body as sent.
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # _send logs the answer once its size is known
 
     def log_error(self, format: str, *args: Any) -> None:
         self._log("connection timed out" if "timed out" in format else "connection error")

@@ -7,9 +7,9 @@ seed's JSON) is the request body of the function's own operation, answered with 
 fields at the top level, as the seed did. Either way: the same pydantic validation, the same errors
 (api/errors.py).
 
-Every event is normalised first, the same way for every route: a trailing slash names the same route (as
-API Gateway's REST APIs and Powertools' REST resolver already treat it), a method is matched in any case
-(`post` is POST), and a malformed event is a 400 naming its field, never a 500.
+Every route is matched the same way: a trailing slash names the same route (as API Gateway's REST APIs and
+Powertools' REST resolver already treat it), a method in any case (`post` is POST); a body is read as JSON
+whatever Content-Type says, and a malformed event is a 400 naming its field, never a 500.
 
 Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
 other route (validation errors become our 400s) and everything that matches no route (404, 405, CORS
@@ -156,8 +156,9 @@ class ServiceApp(APIGatewayRestResolver):
     def cors_headers(self, event: Mapping[str, Any]) -> Headers:
         if self._cors is None:
             return {}
-        headers = event.get("headers") or {}
-        origin = next((value for name, value in headers.items() if name.lower() == "origin"), None)
+        headers = event.get("headers")
+        headers = headers if isinstance(headers, dict) else {}
+        origin = next((v for k, v in headers.items() if str(k).lower() == "origin" and isinstance(v, str)), None)
         allowed = self._cors.allowed_origin(origin)
         return self._cors.to_dict(allowed) if allowed else {}
 
@@ -240,13 +241,10 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        event = normalized_event(event)
-    except ApiError as exc:
-        return _proxy_response(app, {}, error_answer(exc.status, exc.code, exc.message))
-    operation = app.operations.get(event["path"]) if event["httpMethod"] == "POST" else None
-    if operation is None:
-        return app.resolve(event, context)  # other routes, 404, 405 or a CORS preflight
-    try:
+        method, path = method_and_path(event)
+        operation = app.operations.get(path) if method == "POST" else None
+        if operation is None:  # other routes, 404, 405 or a CORS preflight
+            return app.resolve(powertools_event(event, method, path), context)
         payload = orjson.loads(plain_body(event))
     except ApiError as exc:
         answer = error_answer(exc.status, exc.code, exc.message)
@@ -273,6 +271,17 @@ def _invalid_event(field: str, expected: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message)
 
 
+def method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
+    """The route an event asks for, as every route is matched: the method in upper case (`post` is POST),
+    the path without a trailing slash (as API Gateway's REST APIs and Powertools' REST resolver treat it)."""
+    method, path = event.get("httpMethod"), event.get("path")
+    if not isinstance(method, str) or not method:
+        raise _invalid_event("httpMethod", "a method name such as POST")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise _invalid_event("path", "a string starting with /")
+    return method.upper(), path.rstrip("/") or "/"
+
+
 _EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list of strings)
     "headers": True,
     "queryStringParameters": True,
@@ -284,15 +293,10 @@ _EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list o
 _BASE64_FLAGS = {True: True, False: False, None: False, "true": True, "false": False}
 
 
-def normalized_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event as every route reads it: a checked shape, the method in upper case, the path without a
-    trailing slash, the base64 flag a boolean, and a JSON Content-Type (the API reads bodies as JSON
-    whatever Content-Type says)."""
-    method, path = event.get("httpMethod"), event.get("path")
-    if not isinstance(method, str) or not method:
-        raise _invalid_event("httpMethod", "a method name such as POST")
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise _invalid_event("path", "a string starting with /")
+def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The event for Powertools' routing: its shape checked (a malformed one is a 400 naming the field), the
+    body decoded as for an operation, and a JSON Content-Type (the API reads bodies as JSON whatever
+    Content-Type says, on every route)."""
     for field, strings in _EVENT_MAPPINGS.items():
         value = event.get(field)
         if value is None:
@@ -302,34 +306,36 @@ def normalized_event(event: Mapping[str, Any]) -> dict[str, Any]:
             for v in value.values()
         ):
             raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
-    flag, request_context = event.get("isBase64Encoded"), event.get("requestContext")
-    key = flag.lower() if isinstance(flag, str) else flag
-    if not isinstance(key, bool | str | None) or key not in _BASE64_FLAGS:
-        raise _invalid_event("isBase64Encoded", "true or false")
+    request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
         raise _invalid_event("requestContext", "an object")
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-    path = path.rstrip("/") or "/"
     return {
         **event,
-        "httpMethod": method.upper(),
+        "httpMethod": method,
         "path": path,
         "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
         "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
-        "body": _decoded_body(event.get("body"), _BASE64_FLAGS[key]),
+        "body": decoded_body(event),
         "isBase64Encoded": False,
         # Powertools reads the stage and path from here; a hand-written event may have none.
         "requestContext": {"stage": "", "path": path, **(request_context or {})},
     }
 
 
-def _decoded_body(body: Any, base64_encoded: bool) -> str | None:
-    """The body as JSON text: checked, its size bounded, base64-decoded when flagged so."""
+def decoded_body(event: Mapping[str, Any]) -> str | None:
+    """The body as JSON text, or None: checked, its size bounded, base64-decoded when flagged so
+    (isBase64Encoded true or false, or the strings "true" / "false")."""
+    body, flag = event.get("body"), event.get("isBase64Encoded")
+    key = flag.lower() if isinstance(flag, str) else flag
+    if not isinstance(key, bool | str | None) or key not in _BASE64_FLAGS:
+        raise _invalid_event("isBase64Encoded", "true or false")
     if body is not None and not isinstance(body, str):
         raise _invalid_event("body", "a string (of JSON) or null")
     if not body:
         return None
+    base64_encoded = _BASE64_FLAGS[key]
     limit = (MAX_BODY_BYTES + 2) // 3 * 4 if base64_encoded else MAX_BODY_BYTES
     if len(body) > limit:
         raise ApiError(
@@ -350,8 +356,8 @@ def _decoded_body(body: Any, base64_encoded: bool) -> str | None:
 
 
 def plain_body(event: Mapping[str, Any]) -> str:
-    """The JSON text of a normalised event's body."""
-    body = event["body"]
+    """The JSON text of an operation's request body."""
+    body = decoded_body(event)
     if body is None:
         raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
     return body

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.integration.conftest import MAX_TEST_CONNECTIONS, Client, serve
 
@@ -89,7 +91,8 @@ def exchange(client: Client, data: bytes, timeout: float = 30) -> list[tuple[int
             while (line := stream.readline().decode("latin-1").strip()) != "":
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-            responses.append((status, headers, stream.read(int(headers.get("content-length", 0)))))
+            if status >= 200:  # an interim 100 Continue is not an answer
+                responses.append((status, headers, stream.read(int(headers.get("content-length", 0)))))
         return responses
 
 
@@ -238,3 +241,36 @@ def test_routes_with_path_parameters_from_the_template(things_server: Client) ->
     assert status == 404
     for route in ("POST /things", "GET /things/{name}", "DELETE /things/{name}", "ANY /files/{key+}"):
         assert route in body["message"]
+
+
+# --- any request line and headers: a JSON answer, never a 5xx -----------------------------------------------
+
+TOKEN = st.text(alphabet="!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1)
+PRINTABLE = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "post", "PUT", "DELETE", "OPTIONS", "HEAD"]) | TOKEN,
+    path=st.sampled_from(["/predict", "/train/", "/inference//", "/openapi.json"]) | PRINTABLE.map(lambda p: "/" + p),
+    headers=st.dictionaries(
+        st.sampled_from(["Content-Type", "Content-Encoding", "Origin", "Expect", "Accept"]) | TOKEN,
+        PRINTABLE,
+        max_size=4,
+    ),
+    body=st.binary(max_size=60),
+)
+def test_any_request_line_headers_and_body_get_a_json_answer_below_500(
+    local_server: Client, method: str, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    framing = ("content-length", "transfer-encoding", "connection")  # one request, then the server closes
+    headers = {k: v for k, v in headers.items() if k.lower() not in framing}
+    lines = [f"{method} {path} HTTP/1.1", "Host: x", *(f"{k}: {v}" for k, v in headers.items())]
+    lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    responses = exchange(local_server, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    assert len(responses) == 1
+    status, response_headers, data = responses[0]
+    assert status < 500, (status, data)
+    if status >= 400:
+        assert response_headers["content-type"] == "application/json"
+        assert method.upper() == "HEAD" or json.loads(data)["message"]  # HEAD: the headers only

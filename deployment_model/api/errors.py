@@ -136,10 +136,10 @@ def validation_answer(errors: Iterable[Mapping[str, Any]], accepted_fields: Sequ
     return error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", f"invalid request: {summary}", details)
 
 
-def route_not_found_answer(method: str, path: str, routes: Iterable[str]) -> Answer:
-    """A 404 that lists what is served, e.g. `POST /train`, `GET /models/{name}`."""
+def route_not_found_answer(method: str, path: str, routes: Iterable[str], server: str = "this API") -> Answer:
+    """A 404 that lists what `server` serves, e.g. `POST /train`, `GET /models/{name}`."""
     served = ", ".join(sorted(set(routes), key=lambda route: route.split(" ", 1)[::-1]))
-    message = f"no route {quoted(method)} {quoted(path)}; the routes served are: {served}"
+    message = f"no route {quoted(method)} {quoted(path)}; {server} serves {served}"
     return error_answer(HTTPStatus.NOT_FOUND, "route_not_found", message)
 
 

@@ -174,7 +174,9 @@ class ServiceApp(APIGatewayRestResolver):
         allowed = [m for m, _, pattern in self.routes if pattern.match(path)]
         if allowed:
             return _response(*method_not_allowed_answer(method, path, allowed))
-        return _response(*route_not_found_answer(method, path, (f"{m} {p}" for m, p, _ in self.routes)))
+        # Only a direct invocation gets here: API Gateway answers undeclared routes itself (403) before any function.
+        routes = (f"{m} {p}" for m, p, _ in self.routes)
+        return _response(*route_not_found_answer(method, path, routes, server="this function"))
 
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators

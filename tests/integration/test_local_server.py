@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import start_service
 from tests.integration.conftest import MAX_TEST_CONNECTIONS, Client, serve
 
 
@@ -274,3 +275,14 @@ def test_any_request_line_headers_and_body_get_a_json_answer_below_500(
     if status >= 400:
         assert response_headers["content-type"] == "application/json"
         assert method.upper() == "HEAD" or json.loads(data)["message"]  # HEAD: the headers only
+
+
+def test_a_cors_preflight_reaches_the_function_of_that_path(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("ALLOWED_ORIGIN", "https://app.example.com")
+    start_service()
+    for client in serve(tmp_path):
+        preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
+        status, headers, _ = client.request("OPTIONS", "/predict", headers=preflight)
+        assert status == 204 and headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert "POST" in headers["Access-Control-Allow-Methods"]

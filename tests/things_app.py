@@ -31,8 +31,8 @@ def get_thing(name: str, limit: Annotated[int, Query(ge=1, le=10)] = 5) -> dict[
         raise StoreUnavailableError("storage is down")
     if name == "busy":
         raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "busy", "the thing is busy; retry")
-    if name == "bug":
-        raise KeyError("a bug")
+    if name.startswith("bug"):
+        raise KeyError(f"a bug with {name}")  # an exception text quoting a request, as real bugs' texts may
     return {"name": name, "limit": limit}
 
 

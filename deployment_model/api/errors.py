@@ -6,6 +6,7 @@ Every answer here is `(status, body, headers)`; service.py turns it into a proxy
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -86,10 +87,14 @@ def answer_for(exc: Exception, request_id: str, logger: Logger) -> Answer:
             if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 logger.warning("request failed on a dependency", extra={"error": code, "reason": str(exc)})
             return error_answer(status, code, str(exc))
-    # The type and the traceback only: an exception's text may quote what the client sent.
-    logger.error("unhandled error", extra={"exception_type": type(exc).__name__}, exc_info=exc)
+    logger.error("unhandled error", extra=bug_report(exc))
     message = f"internal error; quote request id {request_id} when reporting it"
     return error_answer(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", message)
+
+
+def bug_report(exc: BaseException) -> dict[str, str]:
+    """What a log says of a bug: its type and where it was raised, not its text (which may quote a request)."""
+    return {"exception_type": type(exc).__name__, "traceback": "".join(traceback.format_tb(exc.__traceback__))}
 
 
 def _field(location: Sequence[Any]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -61,6 +62,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 API_KEY_HEADER = "x-api-key"  # what the deployed API enforces (template.yaml: Auth.ApiKeyRequired)
 
 logger = Logger(service=SERVICE_NAME)
+# Powertools' routing logs each route's arguments (path and query values) at DEBUG: not a client's values.
+logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
 
 
@@ -235,7 +238,7 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
         status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
         return {"statusCode": status, **_plain_json(body)}
     except Exception as exc:  # last resort: Lambda would turn an escaped exception into a bare 502
-        logger.error("unhandled error outside the operation", extra={"exception_type": type(exc).__name__})
+        logger.error("unhandled error outside the operation", extra=errors.bug_report(exc))
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
     finally:
         gc.enable()

@@ -124,12 +124,12 @@ def test_any_content_type_is_read_as_json_on_every_route() -> None:
         assert answer_of(event)[0] == 200
 
 
-def test_a_failed_validation_logs_no_client_value(caplog: pytest.LogCaptureFixture, capsys) -> None:
+def test_a_failed_validation_logs_no_client_value(caplog: pytest.LogCaptureFixture, capfd) -> None:
     with caplog.at_level(logging.DEBUG):
         answer_of(event_for("POST", "/things/a/resize", {"size": "SECRET-123456.789"}))
         answer_of(event_for("GET", "/things/a", query={"limit": "SECRET-LIMIT"}))
         answer_of(event_for("POST", "/things/SECRET-PATH/resize", raw="SECRET-BODY"))
-    output = caplog.text + "".join(capsys.readouterr())
+    output = caplog.text + "".join(capfd.readouterr())
     assert "SECRET" not in output
 
 
@@ -345,3 +345,14 @@ class TestResponseSizeVsRequestSize:
         answer = call(event)
         assert 400 <= answer["statusCode"] < 500
         assert len(answer["body"]) <= MAX_ERROR_BYTES
+
+
+def test_a_bug_is_logged_with_where_it_happened_but_not_its_text(caplog: pytest.LogCaptureFixture, capfd) -> None:
+    with caplog.at_level(logging.DEBUG):
+        answer = call(event_for("GET", "/things/bug-SECRET", query={"limit": "3"}))
+    assert answer["statusCode"] == 500
+    [record] = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert record.exception_type == "KeyError" and "things_app.py" in record.traceback  # enough to find the bug...
+    assert record.exc_info is None and "SECRET" not in record.traceback  # ...not a text that may quote a request
+    output = caplog.text + "".join(capfd.readouterr())
+    assert "SECRET" not in output and "'limit': 3" not in output

@@ -83,17 +83,29 @@ def configure_environment(store_dir: str | None) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep stdout readable
 
 
-def load_handler(reference: str) -> Handler:
-    """The callable a template names, e.g. `deployment_model.train.app.lambda_handler` (a cold start)."""
-    module, _, attribute = reference.rpartition(".")
+def function_for(method: str, path: str, template: Path = DEFAULT_TEMPLATE) -> str:
+    """The logical ID of the function template.yaml routes this request to; for a path it does not declare,
+    the function of that path (its handler answers 405) or else the first function (its handler answers 404)."""
+    table = load_route_table(template)
+    found = table.match(method, path)
+    if found:
+        return found.route.function
+    normalised = path.rstrip("/") or "/"
+    same_path = [route.function for route in table.routes if route.pattern.match(normalised)]
+    return same_path[0] if same_path else next(iter(table.handlers))
+
+
+def load_handler(function: str, template: Path = DEFAULT_TEMPLATE) -> Handler:
+    """A function's `lambda_handler`, by logical ID or short name (`train`); importing it is its cold start."""
+    table = load_route_table(template)
+    module, _, attribute = table.handlers[table.function_named(function)].rpartition(".")
     return getattr(importlib.import_module(module), attribute)
 
 
 def invoke(function: str, event: Any, template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """A direct invocation of a template function (`train` is short for TrainFunction); what the function
     prints (its logs and metrics) goes to stderr."""
-    table = load_route_table(template)
-    handler = load_handler(table.handlers[table.function_named(function)])
+    handler = load_handler(function, template)
     with contextlib.redirect_stdout(sys.stderr):
         return handler(event, LocalContext(function_name=function))
 
@@ -403,7 +415,7 @@ def make_server(
         (_RequestHandler,),
         {
             "table": table,
-            "handlers": {name: load_handler(reference) for name, reference in table.handlers.items()},
+            "handlers": {name: load_handler(name, template) for name in table.handlers},
             "openapi": json.dumps(openapi_document(template)).encode(),
             "quiet": quiet,
             "timeout": timeout,

@@ -88,6 +88,14 @@ predict({"x_test": [[9.876543]]}, ctx)
 predict({"x_test": [1, 2], "filename_model": "BODY-MARKER-404"}, ctx)
 predict({"x_test": [1, 2], "name_bucket": "BODY-MARKER-403"}, ctx)
 predict({"httpMethod": "POST", "path": "/predict", "body": '{"x_test": "BODY-MARKER-400"}'}, ctx)
+form = {"Content-Type": "application/x-www-form-urlencoded"}
+body = '{"x_test": [[1.234567, "BODY-MARKER-STR"]]}'
+predict({"httpMethod": "POST", "path": "/predict/", "headers": form, "body": body}, ctx)
+predict({"httpMethod": "post", "path": "/BODY-MARKER-PATH", "body": '{"BODY-MARKER-KEY": 1}'}, ctx)
+from tests.things_app import lambda_handler as things
+things({"httpMethod": "GET", "path": "/things/a", "queryStringParameters": {"limit": "BODY-MARKER-Q"}}, ctx)
+things({"httpMethod": "POST", "path": "/things/a/resize", "body": '{"size": "BODY-MARKER-SIZE"}'}, ctx)
+things({"httpMethod": "GET", "path": "/things/bug"}, ctx)
 """
     secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"  # noqa: S105 - a fake, to prove it never appears
     env = {

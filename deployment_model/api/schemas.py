@@ -148,6 +148,11 @@ class TrainRequest(_Request):
         | Annotated[dict[CandidateName, ParamGrid | None], Field(min_length=1, max_length=4)]
         | None
     ) = Field(default=None, description="Estimators to search; omitted: knn and sgd with the seed's grids.")
+    async_: bool = Field(
+        default=False,
+        alias="async",
+        description="Queue the training as a job and answer 202 at once (as does the header Prefer: respond-async).",
+    )
 
     @model_validator(mode="after")
     def _fields_agree(self) -> TrainRequest:

@@ -17,8 +17,10 @@ import base64
 import gc
 import os
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -26,6 +28,7 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
@@ -50,6 +53,17 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlSe
 
 Headers = dict[str, str]
 Answer = tuple[int, dict[str, Any], Headers]  # status, JSON body (numpy allowed), extra headers
+# The API Gateway event being answered ({} for a direct invocation): for an operation that reads headers.
+current_event: ContextVar[Mapping[str, Any]] = ContextVar("current_event", default=MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An operation's answer other than a plain 200: e.g. 202 Accepted with a Location header."""
+
+    status: HTTPStatus
+    body: BaseModel
+    headers: Headers
 
 
 class ApiError(Exception):
@@ -161,6 +175,7 @@ class ServiceApp(APIGatewayRestResolver):
         )
         self.operations: dict[str, Operation] = {}
         self.exception_handler(Exception)(self._answer_exception)
+        self.exception_handler(RequestValidationError)(self._answer_invalid_parameters)
         self.not_found(self._answer_not_found)
 
     def operation(self, path: str, **openapi: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -185,6 +200,8 @@ class ServiceApp(APIGatewayRestResolver):
             return validation_answer(exc.errors(include_url=False, include_input=False))
         except Exception as exc:
             return answer_for(exc, request_id)
+        if isinstance(result, Answered):
+            return int(result.status), result.body.model_dump(mode="json"), result.headers
         return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
 
     def cors_headers(self, event: Mapping[str, Any]) -> Headers:
@@ -202,6 +219,10 @@ class ServiceApp(APIGatewayRestResolver):
             return _response(*error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", message, Allow="POST"))
         routes = ", ".join(f"POST {p}" for p in sorted(self.operations))
         return _response(*error_answer(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; {routes}"))
+
+    def _answer_invalid_parameters(self, exc: RequestValidationError) -> Response:
+        """A path or query parameter that fails its declared type or bounds: 400 naming it, as for bodies."""
+        return _response(*validation_answer(list(exc.errors())))
 
     def _answer_exception(self, exc: Exception) -> Response:
         return _response(*answer_for(exc, self.lambda_context.aws_request_id))
@@ -225,8 +246,14 @@ def check_bucket(name_bucket: str | None) -> None:
         )
 
 
-def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaContext], dict[str, Any]]:
+def entry_point(
+    app: ServiceApp,
+    direct_path: str,
+    sqs_handler: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] | None = None,
+) -> Callable[[Any, LambdaContext], dict[str, Any]]:
     """A function's `lambda_handler`: logs carry the request id, metrics are flushed, every event is answered.
+
+    sqs_handler answers the events of an SQS event source mapping (Records from aws:sqs), if the function has one.
 
     Call it last in the handler module: it also freezes what init loaded, so that the garbage collector
     afterwards only scans what requests allocate.
@@ -239,6 +266,8 @@ def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaConte
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+        if sqs_handler is not None and is_sqs_event(event):
+            return sqs_handler(event, context)
         return handle_event(app, event, context, direct_path)
 
     gc.freeze()
@@ -249,6 +278,15 @@ def is_api_gateway_event(event: Any) -> bool:
     return isinstance(event, dict) and ("httpMethod" in event or "requestContext" in event)
 
 
+def is_sqs_event(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        bool(records)
+        and isinstance(records, list)
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
+    )
+
+
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
     # A request allocates many small objects (a list per row) and makes no reference cycles worth chasing
@@ -256,7 +294,9 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     gc.disable()
     try:
         if is_api_gateway_event(event):
+            current_event.set(event)
             return _answer_proxy_event(app, event, context)
+        current_event.set({})
         status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
         return {"statusCode": status, **_plain_json(body)}
     except Exception:  # last resort: Lambda would turn an escaped exception into a bare 502

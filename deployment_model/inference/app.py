@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
+from deployment_model.api.jobs import register_job_routes
 from deployment_model.api.schemas import PredictRequest, PredictResponse
 from deployment_model.api.service import (
     ApiError,
@@ -20,6 +21,7 @@ from deployment_model.api.service import (
     route_responses,
 )
 from deployment_model.ml.prediction import Prediction, predict
+from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.models import LoadedModel, store_from_environment
 
@@ -28,13 +30,16 @@ def _record_load(loaded: LoadedModel, seconds: float) -> None:
     metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
 
 
+store = store_from_environment()
 cache = ModelCache(
-    store_from_environment(),
+    store,
     ttl_seconds=float(os.environ.get("MODEL_CACHE_TTL_SECONDS", "60")),
     logger=logger,
     on_load=_record_load,
 )
 app = ServiceApp()
+# Job status routes are read-only, like everything this function does (see README, Training jobs).
+register_job_routes(app, JobStore(store.objects))
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from deployment_model.local.worker import LocalWorker, start_worker
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
 DEFAULT_STORE_DIR = ".model-store"
@@ -121,7 +123,7 @@ def proxy_event(method: str, target: str, headers: dict[str, str], body: bytes, 
         "requestContext": {
             "resourcePath": url.path,
             "httpMethod": method,
-            "path": f"/Prod{url.path}",
+            "path": url.path,  # as `sam local start-api` sends it: no stage in the local server's URLs
             "stage": "Prod",
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),
@@ -214,6 +216,19 @@ def make_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, quiet: bool 
             **({"log_message": lambda self, *args: None} if quiet else {}),
         },
     )
-    server = ThreadingHTTPServer((host, port), handler_class)
+    server = LocalServer((host, port), handler_class)
     server.daemon_threads = True
+    train = importlib.import_module(FUNCTIONS["train"])
+    server.job_worker = start_worker(train, lambda: LocalContext(function_name="train"))
     return server
+
+
+class LocalServer(ThreadingHTTPServer):
+    """The HTTP server, plus the worker that runs queued training jobs for as long as it serves."""
+
+    job_worker: LocalWorker | None = None
+
+    def server_close(self) -> None:
+        if self.job_worker is not None:
+            self.job_worker.stop()
+        super().server_close()

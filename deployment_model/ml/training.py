@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,8 +224,12 @@ def train_model(
     dataset: Dataset,
     grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     n_jobs: int | None = None,
+    on_candidate_done: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
-    """Fit the scaler on the training split, grid-search each candidate, keep the best held-out f1_macro."""
+    """Fit the scaler on the training split, grid-search each candidate, keep the best held-out f1_macro.
+
+    on_candidate_done(done, total) is called as each candidate's search ends (a queued job's progress).
+    """
     started = time.perf_counter()
     grids = grids if grids is not None else resolve_grids(None)
     _check_enough_rows(dataset.target, dataset.labels)
@@ -259,6 +263,8 @@ def train_model(
         scores[name] = held_out
         if best is None or held_out > best[0]:  # strictly greater: the first candidate wins a tie
             best = (held_out, name, search.best_estimator_, dict(search.best_params_))
+        if on_candidate_done is not None:
+            on_candidate_done(len(scores), len(grids))
 
     if best is None:
         raise TrainingError("choose at least one candidate")

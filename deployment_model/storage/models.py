@@ -31,6 +31,7 @@ import numpy
 import orjson
 import sklearn
 
+from deployment_model.storage.jobs import JOBS_PREFIX
 from deployment_model.storage.objects import (
     ArtifactIntegrityError,
     DirectoryObjectStore,
@@ -211,10 +212,20 @@ class ModelStore:
         return joblib.load(io.BytesIO(data))
 
     def read_data(self, key: str) -> bytes:
-        """A user's training data, from the same bucket but never from the models' own prefix."""
-        if not DATA_KEY_PATTERN.match(key) or ".." in key or "//" in key or key.startswith(MODELS_PREFIX):
-            raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
+        """A user's training data, from the same bucket but never from the service's own prefixes."""
+        _check_data_key(key)
         return self.objects.get(key)
+
+    def check_data_exists(self, key: str) -> None:
+        """ObjectNotFoundError unless read_data would find the object: one listing, not a download."""
+        _check_data_key(key)
+        if self.objects.list_objects(key, limit=1).keys != [key]:
+            raise ObjectNotFoundError(f"no object {key!r} in {self.objects.location}")
+
+
+def _check_data_key(key: str) -> None:
+    if not DATA_KEY_PATTERN.match(key) or ".." in key or "//" in key or key.startswith((MODELS_PREFIX, JOBS_PREFIX)):
+        raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
 
 
 def _check_name(name: str, field: str) -> None:

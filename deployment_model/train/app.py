@@ -1,17 +1,25 @@
-"""Train function: POST /train fits the recipe (iris, or a CSV from the bucket) and publishes a version."""
+"""Train function: POST /train fits the recipe (iris, or a CSV from the bucket) and publishes a version.
+
+With `"async": true` (or `Prefer: respond-async`) the request is queued as a job instead, and this same
+function runs it when the job queue delivers it (an SQS event on AWS, a worker thread locally).
+"""
 
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
+from deployment_model.api.job_runner import JobRunner, ProgressCallback, sqs_handler
+from deployment_model.api.jobs import JobAccepted, prefers_async, submit_job
 from deployment_model.api.schemas import TrainRequest, TrainResponse
 from deployment_model.api.service import (
+    Answered,
     ServiceApp,
     check_bucket,
+    current_event,
     entry_point,
     logger,
     metrics,
@@ -19,19 +27,47 @@ from deployment_model.api.service import (
     route_responses,
 )
 from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
+from deployment_model.storage.job_queue import QueueUnavailableError, queue_from_environment
+from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.models import store_from_environment
 
 register_error(TrainingError, HTTPStatus.BAD_REQUEST, "invalid_training_request")
+register_error(QueueUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable")
 store = store_from_environment()
+jobs = JobStore(store.objects)
+job_queue = queue_from_environment()
 app = ServiceApp()
+_TRAIN_RESPONSES = route_responses(TrainResponse, "The published version and how it scored", 400, 403, 404, 503)
+_TRAIN_RESPONSES[202] = {
+    "description": "Queued as a job (async): GET the status_url (also in the Location header) for its outcome.",
+    "content": {"application/json": {"model": JobAccepted}},
+}
 
 
 @app.operation(
     "/train",
-    summary="Train a model and publish it as a new version",
-    responses=route_responses(TrainResponse, "The published version and how it scored", 400, 403, 404, 503),
+    summary="Train a model and publish it as a new version (or queue it as a job)",
+    responses=_TRAIN_RESPONSES,
 )
-def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
+def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse | Answered:
+    if request.async_ or prefers_async(current_event.get()):
+        grids = check_before_queuing(request)
+        accepted = request.model_dump(mode="json", by_alias=True)
+        return submit_job(jobs, job_queue, accepted, candidates_total=len(grids))
+    return train_flow(request)
+
+
+def check_before_queuing(request: TrainRequest) -> dict[str, Any]:
+    """What a synchronous train refuses before any fitting, so a queued job is refused at once too."""
+    check_bucket(request.name_bucket)
+    grids = resolve_grids(request.candidate_grids())
+    if request.data_key:
+        store.check_data_exists(request.data_key)
+    return grids
+
+
+def train_flow(request: TrainRequest, on_candidate_done: ProgressCallback | None = None) -> TrainResponse:
+    """The whole training, the same for POST /train and for a queued job."""
     check_bucket(request.name_bucket)
     grids = resolve_grids(request.candidate_grids())
     if request.data_key and request.target_column:
@@ -39,7 +75,7 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
         dataset = csv_dataset(data, request.target_column, request.feature_columns, source=request.data_key)
     else:
         dataset = iris_dataset()
-    trained = train_model(dataset, grids)
+    trained = train_model(dataset, grids, on_candidate_done=on_candidate_done)
     summary = trained.summary()
     metadata = store.publish(request.filename_model, request.filename_scaler, trained.model, trained.scaler, summary)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=trained.duration_seconds)
@@ -52,4 +88,10 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
     )
 
 
-lambda_handler = entry_point(app, direct_path="/train")
+def run_job(request: dict[str, Any], on_candidate_done: ProgressCallback) -> dict[str, Any]:
+    """A queued job: the stored request, through the same flow; its result is what POST /train answers."""
+    return train_flow(TrainRequest.model_validate(request), on_candidate_done).model_dump(mode="json")
+
+
+job_runner = JobRunner(jobs, run_job, max_receive_count=job_queue.max_receive_count)
+lambda_handler = entry_point(app, direct_path="/train", sqs_handler=sqs_handler(job_runner))

@@ -9,7 +9,7 @@ worker (api/job_runner.py) runs it. `GET /train/jobs/{job_id}` and `GET /train/j
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -167,7 +167,7 @@ def register_job_routes(app: ServiceApp, jobs: JobStore) -> None:
         responses=route_responses(JobResponse, "The job; result once succeeded, error once failed", 404, 503),
     )
     def get_job(job_id: str) -> JobResponse:
-        return job_response(jobs.get(job_id), datetime.now(UTC))
+        return job_response(jobs.get(job_id), jobs.clock())
 
     @app.get(
         JOBS_PATH,
@@ -185,5 +185,5 @@ def register_job_routes(app: ServiceApp, jobs: JobStore) -> None:
                 "next_token is not a token this API gave: pass back the next_token of a previous page",
             )
         found, token = jobs.list(limit, next_token)
-        now = datetime.now(UTC)
+        now = jobs.clock()
         return JobList(jobs=[job_summary(job, now) for job in found], next_token=token)

@@ -150,6 +150,7 @@ class TrainRequest(_Request):
     ) = Field(default=None, description="Estimators to search; omitted: knn and sgd with the seed's grids.")
     async_: bool = Field(
         default=False,
+        strict=True,
         alias="async",
         description="Queue the training as a job and answer 202 at once (as does the header Prefer: respond-async).",
     )

@@ -39,7 +39,8 @@ cache = ModelCache(
 )
 app = ServiceApp()
 # Job status routes are read-only, like everything this function does (see README, Training jobs).
-register_job_routes(app, JobStore(store.objects))
+jobs = JobStore(store.objects)
+register_job_routes(app, jobs)
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(

@@ -11,6 +11,7 @@ from tests.stack.conftest import resources_of, run_tool, tool
 from tests.stack.sam_transform import load_template
 
 ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
+GET_ROUTES = {"/train/jobs": "InferenceFunction", "/train/jobs/{job_id}": "InferenceFunction"}  # test_jobs_stack.py
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
 
@@ -61,7 +62,7 @@ def test_hadolint_passes_both_dockerfiles() -> None:
 def test_each_route_is_a_post_to_its_function_and_needs_an_api_key(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == set(ROUTES)
+    assert set(paths) == set(ROUTES) | set(GET_ROUTES)
     for path, function in ROUTES.items():
         assert set(paths[path]) == {"post", "options"}, f"{path}: only POST, and the CORS preflight"
         operation = paths[path]["post"]

@@ -2,8 +2,8 @@
 
 `POST /train` runs synchronously unless the body says `"async": true` or the request carries the standard
 header `Prefer: respond-async` (RFC 7240). Then the request is validated as always, recorded as a queued job
-(storage/jobs.py), sent to the job queue (storage/job_queue.py) and answered 202 at once; the train function's
-worker (api/job_runner.py) runs it. `GET /train/jobs/{job_id}` and `GET /train/jobs` read the records.
+(storage/jobs.py), sent to the job queue (train/job_queue.py) and answered 202 at once; the train function's
+worker (train/job_runner.py) runs it. `GET /train/jobs/{job_id}` and `GET /train/jobs` read the records.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from deployment_model.api.service import (
     register_error,
     route_responses,
 )
-from deployment_model.storage.job_queue import JobQueue
 from deployment_model.storage.jobs import JOB_ID_PATTERN, Job, JobNotFoundError, JobStore
 
 JOBS_PATH = "/train/jobs"
@@ -112,20 +111,14 @@ def status_url(event: Mapping[str, Any], job_id: str) -> str:
     return f"{proto}://{hosts[0]}{base}{path}"
 
 
-def submit_job(jobs: JobStore, queue: JobQueue, request: dict[str, Any], candidates_total: int) -> Answered:
-    """Record the job, then queue it; a job whose message cannot be sent is removed and the client told (503)."""
-    job = jobs.create(request, candidates_total, max_wait=queue.max_wait)
-    try:
-        queue.send(job.job_id)
-    except Exception:
-        jobs.delete(job.job_id)
-        raise
+def accepted(job_id: str) -> Answered:
+    """The 202 answer to a queued train request: the job id, and where to read its status."""
     event = current_event.get()
-    url = status_url(event, job.job_id)
+    url = status_url(event, job_id)
     headers = {"Location": url}
     if prefers_async(event):
         headers["Preference-Applied"] = ASYNC_PREFERENCE
-    return Answered(HTTPStatus.ACCEPTED, JobAccepted(job_id=job.job_id, status_url=url), headers)
+    return Answered(HTTPStatus.ACCEPTED, JobAccepted(job_id=job_id, status_url=url), headers)
 
 
 def job_response(job: Job, now: datetime) -> JobResponse:

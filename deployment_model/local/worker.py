@@ -13,10 +13,10 @@ from types import ModuleType
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from deployment_model.api.job_runner import JobRunner, Outcome
 from deployment_model.api.service import logger
-from deployment_model.storage.job_queue import InProcessJobQueue
 from deployment_model.storage.jobs import JobStore
+from deployment_model.train.job_queue import InProcessJobQueue
+from deployment_model.train.job_runner import JobRunner, Outcome
 
 
 class LocalWorker:

@@ -12,8 +12,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
-from deployment_model.api.job_runner import JobRunner, ProgressCallback, sqs_handler
-from deployment_model.api.jobs import JobAccepted, prefers_async, submit_job
+from deployment_model.api.jobs import JobAccepted, accepted, prefers_async
 from deployment_model.api.schemas import TrainRequest, TrainResponse
 from deployment_model.api.service import (
     Answered,
@@ -27,9 +26,10 @@ from deployment_model.api.service import (
     route_responses,
 )
 from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
-from deployment_model.storage.job_queue import QueueUnavailableError, queue_from_environment
 from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.models import store_from_environment
+from deployment_model.train.job_queue import QueueUnavailableError, queue_from_environment, submit
+from deployment_model.train.job_runner import JobRunner, ProgressCallback, sqs_handler
 
 register_error(TrainingError, HTTPStatus.BAD_REQUEST, "invalid_training_request")
 register_error(QueueUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable")
@@ -52,8 +52,8 @@ _TRAIN_RESPONSES[202] = {
 def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse | Answered:
     if request.async_ or prefers_async(current_event.get()):
         grids = check_before_queuing(request)
-        accepted = request.model_dump(mode="json", by_alias=True)
-        return submit_job(jobs, job_queue, accepted, candidates_total=len(grids))
+        request_as_accepted = request.model_dump(mode="json", by_alias=True)
+        return accepted(submit(jobs, job_queue, request_as_accepted, candidates_total=len(grids)).job_id)
     return train_flow(request)
 
 

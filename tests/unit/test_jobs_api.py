@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from deployment_model.local.server import LocalContext
-from deployment_model.storage.job_queue import QueueUnavailableError
+from deployment_model.train.job_queue import QueueUnavailableError
 from tests.conftest import Service, body_of, proxy_event
 
 JOB_FIELDS = {

@@ -17,6 +17,7 @@ import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from deployment_model.storage.jobs import Job, JobStore
 from deployment_model.storage.objects import StoreAccessError, StoreUnavailableError
 
 
@@ -135,3 +136,15 @@ def queue_from_environment(environ: Mapping[str, str] | None = None) -> SqsJobQu
         max_wait=timedelta(seconds=int(retention)) if retention else None,
         max_receive_count=int(environ.get("TRAINING_JOBS_MAX_RECEIVE_COUNT") or 1),
     )
+
+
+def submit(jobs: JobStore, queue: JobQueue, request: dict[str, Any], candidates_total: int) -> Job:
+    """Record the job, then queue it. A job whose message cannot be sent is removed (the client gets the error):
+    the record comes first, so a worker never receives a job it cannot read."""
+    job = jobs.create(request, candidates_total, max_wait=queue.max_wait)
+    try:
+        queue.send(job.job_id)
+    except Exception:
+        jobs.delete(job.job_id)
+        raise
+    return job

@@ -26,9 +26,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from deployment_model.api.service import answer_for, logger, validation_answer
-from deployment_model.storage.job_queue import job_id_of
 from deployment_model.storage.jobs import Claim, JobNotFoundError, JobStore
 from deployment_model.storage.objects import PreconditionFailedError, StoreError
+from deployment_model.train.job_queue import job_id_of
 
 ProgressCallback = Callable[[int, int], None]  # (candidates done, candidates in all)
 Execute = Callable[[dict[str, Any], ProgressCallback], dict[str, Any]]  # stored request -> train response

@@ -52,28 +52,24 @@ class JobAccepted(BaseModel):
     status_url: str = Field(description="Where to GET the job's status (also in the Location header).")
 
 
-class JobResponse(BaseModel):
+class _JobState(BaseModel):
     job_id: str
     status: JobStatus
     submitted_at: str
     started_at: str | None
     finished_at: str | None
     progress: JobProgress
-    request: dict[str, Any] = Field(description="The train request as accepted, defaults filled in.")
-    result: dict[str, Any] | None = Field(description="What a synchronous POST /train answers, once succeeded.")
     error: JobError | None = Field(description="Why it failed, once failed.")
 
 
-class JobSummary(BaseModel):
-    job_id: str
-    status: JobStatus
-    submitted_at: str
-    started_at: str | None
-    finished_at: str | None
-    progress: JobProgress
+class JobResponse(_JobState):
+    request: dict[str, Any] = Field(description="The train request as accepted, defaults filled in.")
+    result: dict[str, Any] | None = Field(description="What a synchronous POST /train answers, once succeeded.")
+
+
+class JobSummary(_JobState):
     model_name: str | None = Field(description="The request's filename_model.")
     model_version: str | None = Field(description="The version it trained, once succeeded.")
-    error: JobError | None
 
 
 class JobList(BaseModel):
@@ -121,34 +117,20 @@ def accepted(job_id: str) -> Answered:
     return Answered(HTTPStatus.ACCEPTED, JobAccepted(job_id=job_id, status_url=url), headers)
 
 
+def _state(job: Job) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in _JobState.model_fields}
+
+
 def job_response(job: Job, now: datetime) -> JobResponse:
+    """The job as GET /train/jobs/{job_id} shows it: past its deadline, an unfinished job reads failed."""
     seen = job.as_seen(now)
-    return JobResponse(
-        job_id=seen.job_id,
-        status=seen.status,
-        submitted_at=seen.submitted_at,
-        started_at=seen.started_at,
-        finished_at=seen.finished_at,
-        progress=JobProgress(**seen.progress),
-        request=seen.request,
-        result=seen.result,
-        error=JobError(**seen.error) if seen.error else None,
-    )
+    return JobResponse(**_state(seen), request=seen.request, result=seen.result)
 
 
 def job_summary(job: Job, now: datetime) -> JobSummary:
     seen = job.as_seen(now)
-    return JobSummary(
-        job_id=seen.job_id,
-        status=seen.status,
-        submitted_at=seen.submitted_at,
-        started_at=seen.started_at,
-        finished_at=seen.finished_at,
-        progress=JobProgress(**seen.progress),
-        model_name=seen.request.get("filename_model"),
-        model_version=(seen.result or {}).get("model_version"),
-        error=JobError(**seen.error) if seen.error else None,
-    )
+    model_version = (seen.result or {}).get("model_version")
+    return JobSummary(**_state(seen), model_name=seen.request.get("filename_model"), model_version=model_version)
 
 
 def register_job_routes(app: ServiceApp, jobs: JobStore) -> None:

@@ -89,11 +89,11 @@ class Job:
         return orjson.dumps({**fields.pop("extra"), **fields}, option=orjson.OPT_SORT_KEYS)
 
     @property
-    def deadline_passed_at(self) -> datetime | None:
+    def deadline_at(self) -> datetime | None:
         return None if self.deadline is None else datetime.fromisoformat(self.deadline)
 
     def overdue(self, now: datetime) -> bool:
-        deadline = self.deadline_passed_at
+        deadline = self.deadline_at
         return self.status in ("queued", "running") and deadline is not None and now > deadline
 
     def claimable(self) -> bool:

@@ -64,8 +64,9 @@ class LocalWorker:
         while not self._stopping.is_set():
             self.run_next(timeout=None)
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop taking jobs; the job running now finishes, the rest stay queued in the store for next time."""
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop taking jobs; the rest stay queued in the store for next time. Waits up to timeout seconds for
+        the job running now: one the process cuts off when it exits reads failed once its deadline passes."""
         self._stopping.set()
         self.queue.wake()
         if self._thread is not None:

@@ -367,3 +367,24 @@ def test_a_message_that_is_not_a_job_is_reported_failed_for_the_dlq(service: Ser
 def test_the_committed_sqs_event_runs_through_the_handler(service: Service, queues: Queues) -> None:
     """events/sqs_training_job.json (for `sam local invoke -e`): an unknown job is acknowledged and dropped."""
     assert service.train(load_event("sqs_training_job.json")) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "status", "error"),
+    [
+        ("InternalError", 500, 503, "queue_unavailable"),
+        ("AWS.SimpleQueueService.NonExistentQueue", 400, 502, "storage_access_denied"),
+    ],
+)
+def test_a_job_that_cannot_be_queued_is_refused_and_leaves_no_record(
+    service: Service, queues: Queues, s3: Any, code: str, http_status: int, status: int, error: str
+) -> None:
+    from botocore.stub import Stubber
+
+    with Stubber(service.train_module.job_queue._client) as stub:
+        stub.add_client_error("send_message", service_error_code=code, http_status_code=http_status)
+        answer = service.train(proxy_event("/train", {"async": True}))
+    assert answer["statusCode"] == status and body_of(answer)["error"] == error
+    assert "job queue" in body_of(answer)["message"]
+    assert s3.list_objects_v2(Bucket=SEED_BUCKET, Prefix="jobs/").get("KeyCount") == 0
+    assert receive(queues) is None

@@ -9,7 +9,7 @@ import pytest
 
 from deployment_model.local.server import LocalContext
 from deployment_model.train.job_queue import QueueUnavailableError
-from tests.conftest import Service, body_of, proxy_event
+from tests.conftest import Service, body_of, load_event, proxy_event
 
 JOB_FIELDS = {
     "job_id",
@@ -201,3 +201,19 @@ def test_a_bad_limit_is_a_400_naming_it(local_service: Service, query: dict[str,
 def test_a_next_token_the_api_did_not_give_is_a_400(local_service: Service) -> None:
     answer = get(local_service, "/train/jobs", **{"next_token": "../models/"})
     assert answer["statusCode"] == 400 and "next_token" in body_of(answer)["message"]
+
+
+def test_the_committed_job_events_run_through_both_functions(local_service: Service) -> None:
+    """events/api_train_async.json and api_train_job.json (for `sam local invoke -e`), as API Gateway sends them."""
+    answer = local_service.train(load_event("api_train_async.json"))
+    assert answer["statusCode"] == 202
+    job_id = body_of(answer)["job_id"]
+    assert (
+        body_of(answer)["status_url"]
+        == f"https://1234567890.execute-api.us-east-1.amazonaws.com/Prod/train/jobs/{job_id}"
+    )
+    unknown = local_service.predict(load_event("api_train_job.json"))
+    assert unknown["statusCode"] == 404 and body_of(unknown)["error"] == "job_not_found"
+    event = load_event("api_train_job.json")
+    event["path"], event["pathParameters"]["job_id"] = f"/train/jobs/{job_id}", job_id
+    assert body_of(local_service.predict(event))["status"] == "queued"

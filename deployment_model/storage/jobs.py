@@ -201,6 +201,16 @@ class JobStore:
             return self.get(job_id)
         return Claim(running, new_tag)
 
+    def reclaim(self, claim: Claim) -> Claim | None:
+        """The claim with the record's current tag, if the record is still this claim's run (a write whose
+        answer was lost may have landed); None if someone else has moved the job on."""
+        job, tag = self._read(claim.job.job_id)
+        same_run = job.status == "running" and (job.started_at, job.attempts) == (
+            claim.job.started_at,
+            claim.job.attempts,
+        )
+        return Claim(job, tag) if same_run else None
+
     def progress(self, claim: Claim, candidates_done: int, candidates_total: int) -> Claim:
         progress = {"candidates_done": candidates_done, "candidates_total": candidates_total}
         return self._update(claim, replace(claim.job, progress=progress))

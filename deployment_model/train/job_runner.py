@@ -17,7 +17,8 @@ What can go wrong, and what the client then reads:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -60,7 +61,7 @@ class JobRunner:
     def _process(self, job_id: str, context: LambdaContext) -> Outcome:
         remaining = timedelta(milliseconds=context.get_remaining_time_in_millis())
         try:
-            claimed = self.jobs.claim(job_id, deadline=datetime.now(UTC) + remaining + DEADLINE_GRACE)
+            claimed = self.jobs.claim(job_id, deadline=self.jobs.clock() + remaining + DEADLINE_GRACE)
         except JobNotFoundError:
             logger.warning("message for an unknown job dropped", extra={"job_id": job_id})
             return "dropped"
@@ -81,15 +82,21 @@ class JobRunner:
         except Exception as exc:
             code, message = describe_failure(exc, context.aws_request_id)
             logger.info("job failed", extra={"job_id": job_id, "error": code})
-            return self._record(lambda: self.jobs.fail(holder[0], code, message), "failed")
+            return self._record(holder[0], lambda held: self.jobs.fail(held, code, message), "failed")
         logger.info("job succeeded", extra={"job_id": job_id, "model_version": result.get("model_version")})
-        return self._record(lambda: self.jobs.succeed(holder[0], result), "succeeded")
+        return self._record(holder[0], lambda held: self.jobs.succeed(held, result), "succeeded")
 
-    def _record(self, write: Callable[[], Claim], outcome: Outcome) -> Outcome:
+    def _record(self, held: Claim, write: Callable[[Claim], Claim], outcome: Outcome) -> Outcome:
+        """Write the outcome. If the record's tag moved (a progress write whose answer was lost), but it is
+        still this run, write on the current tag; if someone else moved the job on, theirs stands."""
         try:
-            write()
-        except PreconditionFailedError:  # someone recorded it timed out meanwhile: theirs stands
-            logger.warning("job outcome not recorded: the record changed meanwhile")
+            write(held)
+        except PreconditionFailedError:
+            current = self.jobs.reclaim(held)
+            if current is None:
+                logger.warning("job outcome not recorded: the job was moved on meanwhile")
+                return outcome
+            write(replace(held, tag=current.tag))
         return outcome
 
     def _give_up(self, job_id: str, receive_count: int, exc: Exception) -> None:

@@ -388,3 +388,33 @@ def test_a_job_that_cannot_be_queued_is_refused_and_leaves_no_record(
     assert "job queue" in body_of(answer)["message"]
     assert s3.list_objects_v2(Bucket=SEED_BUCKET, Prefix="jobs/").get("KeyCount") == 0
     assert receive(queues) is None
+
+
+def test_a_progress_write_whose_answer_was_lost_does_not_lose_the_outcome(
+    service: Service, queues: Queues, s3: Any
+) -> None:
+    job_id = submit(service, {})
+    jobs = service.train_module.jobs
+    inner = jobs.objects
+    writes: list[str] = []
+
+    class AnswerLost:
+        """The second write (the first progress) reaches S3, but its answer times out."""
+
+        location = inner.location
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(inner, name)
+
+        def put(self, key: str, data: bytes, **conditions: Any) -> str:
+            tag = inner.put(key, data, **conditions)
+            writes.append(key)
+            if len(writes) == 2:
+                raise StoreUnavailableError(f"{inner.location} could not be reached: ReadTimeoutError")
+            return tag
+
+    jobs.objects = AnswerLost()
+    answer, processed = deliver(service, queues)
+    assert answer == {"batchItemFailures": []} and processed
+    done = job(service, job_id)
+    assert done["status"] == "succeeded" and done["result"]["model_version"]

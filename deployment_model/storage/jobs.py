@@ -109,7 +109,8 @@ class Job:
                 "error": TIMED_OUT,
                 "message": (
                     f"the training stopped without recording a result by its deadline {self.deadline}: its "
-                    "worker timed out or ran out of memory; retry with a smaller grid or data, or more memory"
+                    "worker timed out or ran out of memory (or could not reach storage to record the outcome); "
+                    "retry with a smaller grid or data, or more memory"
                 ),
             }
         else:

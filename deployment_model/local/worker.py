@@ -1,7 +1,8 @@
 """The local server's job worker: runs queued training jobs on a background thread, one at a time.
 
-It is the local stand-in for the SQS event source mapping: the same JobRunner as the train function's SQS
-handler, fed from the in-process queue instead of SQS. Job records live in the directory store, so a job
+It is the local stand-in for Lambda's SQS event source mapping: it hands each job to the train function's own
+lambda_handler as the SQS event Lambda would send, so a job runs exactly as on AWS (the same budget, the same
+runner), fed from the in-process queue instead of SQS. Job records live in the directory store, so a job
 queued when the server stopped is still `queued` there; the worker queues such jobs again when it starts.
 """
 
@@ -10,23 +11,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deployment_model.api.service import logger
 from deployment_model.storage.jobs import JobStore
-from deployment_model.train.job_queue import InProcessJobQueue
-from deployment_model.train.job_runner import JobRunner, Outcome
+from deployment_model.train.job_queue import InProcessJobQueue, sqs_event
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 class LocalWorker:
-    """Drains an in-process job queue with a JobRunner. `run_next` handles one job in the caller's thread."""
+    """Drains an in-process job queue into the train handler. `run_next` handles one job in the caller's thread."""
 
     def __init__(
-        self, queue: InProcessJobQueue, runner: JobRunner, jobs: JobStore, context: Callable[[], LambdaContext]
+        self, queue: InProcessJobQueue, handler: Handler, jobs: JobStore, context: Callable[[], LambdaContext]
     ) -> None:
         self.queue = queue
-        self.runner = runner
+        self.handler = handler
         self.jobs = jobs
         self.context = context
         self._stopping = threading.Event()
@@ -40,15 +43,17 @@ class LocalWorker:
             count += 1
         return count
 
-    def run_next(self, timeout: float | None = 0) -> Outcome | None:
-        """Handle the next queued job, waiting up to timeout seconds for one; None if there was none."""
+    def run_next(self, timeout: float | None = 0) -> bool:
+        """Handle the next queued job, waiting up to timeout seconds for one; False if there was none.
+
+        A job that fails is recorded failed by the runner (locally there is no redelivery)."""
         job_id = self.queue.receive(timeout)
         if job_id is None:
-            return None
+            return False
         try:
-            return self.runner.process(job_id, self.context()) if job_id else None
-        except Exception:  # already logged and recorded by the runner; the worker carries on
-            return None
+            if job_id:
+                self.handler(sqs_event(job_id), self.context())
+            return bool(job_id)
         finally:
             self.queue.done()
 
@@ -77,4 +82,4 @@ def start_worker(train_module: ModuleType, context: Callable[[], LambdaContext])
     """The worker for the train function's in-process queue (None when it sends jobs to SQS instead)."""
     if not isinstance(train_module.job_queue, InProcessJobQueue):
         return None
-    return LocalWorker(train_module.job_queue, train_module.job_runner, train_module.jobs, context).start()
+    return LocalWorker(train_module.job_queue, train_module.lambda_handler, train_module.jobs, context).start()

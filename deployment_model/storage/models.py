@@ -216,11 +216,16 @@ class ModelStore:
         _check_data_key(key)
         return self.objects.get(key)
 
-    def check_data_exists(self, key: str) -> None:
-        """ObjectNotFoundError unless read_data would find the object: one listing, not a download."""
+    def read_data_tagged(self, key: str) -> tuple[bytes, str | None]:
+        """The training data and its S3 ETag (None on a local store, whose tags are not ETags)."""
         _check_data_key(key)
-        if self.objects.list_objects(key, limit=1).keys != [key]:
-            raise ObjectNotFoundError(f"no object {key!r} in {self.objects.location}")
+        data, tag = self.objects.get_tagged(key)
+        return data, tag if isinstance(self.objects, S3ObjectStore) else None
+
+    def data_size(self, key: str) -> int:
+        """The training data's size, read before the data itself so a file too large is never read."""
+        _check_data_key(key)
+        return self.objects.size(key)
 
 
 def _check_data_key(key: str) -> None:

@@ -6,8 +6,11 @@ stays tiny whatever the request holds, and a worker always reads the request the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
+import time
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
@@ -45,6 +48,31 @@ def job_id_of(body: str) -> str:
     if not isinstance(message, dict) or not isinstance(message.get("job_id"), str):
         raise InvalidMessageError('the message body is not {"job_id": "..."}')
     return message["job_id"]
+
+
+def sqs_event(job_id: str, receive_count: int = 1) -> dict[str, Any]:
+    """The event Lambda's SQS event source sends for one job message (for a worker that is not Lambda's)."""
+    body = message_body(job_id)
+    return {
+        "Records": [
+            {
+                "messageId": str(uuid.uuid4()),
+                "receiptHandle": "local",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": str(receive_count),
+                    "SentTimestamp": str(int(time.time() * 1000)),
+                    "SenderId": "local",
+                    "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+                },
+                "messageAttributes": {},
+                "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:local:000000000000:TrainingJobsQueue",
+                "awsRegion": "local",
+            }
+        ]
+    }
 
 
 class JobQueue(Protocol):

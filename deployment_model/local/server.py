@@ -18,10 +18,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-from deployment_model.local.worker import LocalWorker, start_worker
+if TYPE_CHECKING:
+    from deployment_model.local.worker import LocalWorker
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
@@ -223,6 +224,8 @@ def make_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, quiet: bool 
     )
     server = LocalServer((host, port), handler_class)
     server.daemon_threads = True
+    from deployment_model.local.worker import start_worker  # imports the handlers' modules: not before now
+
     train = importlib.import_module(FUNCTIONS["train"])
     server.job_worker = start_worker(train, lambda: LocalContext(function_name="train"))
     return server

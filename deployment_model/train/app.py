@@ -63,9 +63,15 @@ _TRAIN_RESPONSES[202] = {
 def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse | Answered:
     if request.async_ or prefers_async(current_event.get()):
         grids = check_before_queuing(request)
-        request_as_accepted = request.model_dump(mode="json", by_alias=True)
-        return accepted(submit(jobs, job_queue, request_as_accepted, candidates_total=len(grids)).job_id)
+        return accepted(submit(jobs, job_queue, as_accepted(request), candidates_total=len(grids)).job_id)
     return train_flow(request)
+
+
+def as_accepted(request: TrainRequest) -> dict[str, Any]:
+    """The request to record: every field, defaults filled in, and what the client sent exactly as sent (a
+    grid's parameters left out stay left out), so validating it again gives the same request."""
+    sent = request.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return {**request.model_dump(mode="json", by_alias=True), **sent}
 
 
 def check_before_queuing(request: TrainRequest) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model."""
+"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model.
+
+The same predictions are served over the Open Inference Protocol (KServe v2) under /v2, by an adapter
+(api/v2.py) in front of predict_route.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 from http import HTTPStatus
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -18,6 +23,16 @@ from deployment_model.api.service import (
     logger,
     metrics,
     route_responses,
+)
+from deployment_model.api.v2 import (
+    ModelMetadata,
+    ModelReady,
+    OpenInferenceProtocol,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+    infer_docs,
+    route_docs,
 )
 from deployment_model.ml.prediction import Prediction, predict
 from deployment_model.storage.model_cache import ModelCache
@@ -75,6 +90,64 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
         "model_version": loaded.version,
         "rows": len(prediction.labels),
     }
+
+
+v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get)
+_MODEL_ERRORS = (400, 404, 409, 503)
+
+
+@app.get("/v2/health/live", **route_docs("Server liveness (Open Inference Protocol)", ServerLive))
+def v2_server_live() -> Response[str]:
+    return v2.server_live()
+
+
+@app.get("/v2/health/ready", **route_docs("Server readiness (Open Inference Protocol)", ServerReady))
+def v2_server_ready() -> Response[str]:
+    return v2.server_ready()
+
+
+@app.get("/v2", **route_docs("Server metadata (Open Inference Protocol)", ServerMetadata))
+def v2_server_metadata() -> Response[str]:
+    return v2.server_metadata()
+
+
+@app.get("/v2/models/<name>", **route_docs("Model metadata: input and output tensors", ModelMetadata, *_MODEL_ERRORS))
+def v2_model_metadata(name: str) -> Response[str]:
+    return v2.model_metadata(name)
+
+
+@app.get(
+    "/v2/models/<name>/versions/<version>",
+    **route_docs("Metadata of a model version: input and output tensors", ModelMetadata, *_MODEL_ERRORS),
+)
+def v2_model_version_metadata(name: str, version: str) -> Response[str]:
+    return v2.model_metadata(name, version)
+
+
+@app.get("/v2/models/<name>/ready", **route_docs("Model readiness (loads it)", ModelReady, *_MODEL_ERRORS))
+def v2_model_ready(name: str) -> Response[str]:
+    return v2.model_ready(name)
+
+
+@app.get(
+    "/v2/models/<name>/versions/<version>/ready",
+    **route_docs("Readiness of a model version (loads it)", ModelReady, *_MODEL_ERRORS),
+)
+def v2_model_version_ready(name: str, version: str) -> Response[str]:
+    return v2.model_ready(name, version)
+
+
+@app.post("/v2/models/<name>/infer", **infer_docs("Infer with the latest version (Open Inference Protocol)"))
+def v2_infer(name: str) -> Response[str]:
+    return v2.infer(app.current_event.raw_event, name)
+
+
+@app.post(
+    "/v2/models/<name>/versions/<version>/infer",
+    **infer_docs("Infer with a pinned version (Open Inference Protocol)"),
+)
+def v2_version_infer(name: str, version: str) -> Response[str]:
+    return v2.infer(app.current_event.raw_event, name, version)
 
 
 lambda_handler = entry_point(app, direct_path="/predict")

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
 DEFAULT_STORE_DIR = ".model-store"
@@ -36,6 +38,11 @@ FUNCTIONS = {
 ROUTES = {"/train": "train", "/predict": "inference", "/inference": "inference"}
 
 Handler = Callable[[Any, Any], dict[str, Any]]
+# A deployed stage requires the usage plan's key in x-api-key (template.yaml); the local server needs none.
+API_KEY_SECURITY: dict[str, Any] = {
+    "security_schemes": {"api_key": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+    "security": [{"api_key": []}],
+}
 
 
 @dataclass
@@ -82,7 +89,7 @@ def openapi_document() -> dict[str, Any]:
     document: dict[str, Any] = {}
     for module in FUNCTIONS.values():
         app = importlib.import_module(module).app
-        part = json.loads(app.get_openapi_json_schema(title="ML service", version="1.0.0"))
+        part = json.loads(app.get_openapi_json_schema(title="ML service", version="1.0.0", **API_KEY_SECURITY))
         if not document:
             document = part
             continue

@@ -11,6 +11,18 @@ from tests.stack.conftest import resources_of, run_tool, tool
 from tests.stack.sam_transform import load_template
 
 ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
+# The Open Inference Protocol (KServe v2): read-only, on the inference function. Path -> its one method.
+V2_ROUTES = {
+    "/v2": "get",
+    "/v2/health/live": "get",
+    "/v2/health/ready": "get",
+    "/v2/models/{name}": "get",
+    "/v2/models/{name}/ready": "get",
+    "/v2/models/{name}/infer": "post",
+    "/v2/models/{name}/versions/{version}": "get",
+    "/v2/models/{name}/versions/{version}/ready": "get",
+    "/v2/models/{name}/versions/{version}/infer": "post",
+}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
 
@@ -61,13 +73,25 @@ def test_hadolint_passes_both_dockerfiles() -> None:
 def test_each_route_is_a_post_to_its_function_and_needs_an_api_key(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == set(ROUTES)
+    assert set(paths) == set(ROUTES) | set(V2_ROUTES)
     for path, function in ROUTES.items():
         assert set(paths[path]) == {"post", "options"}, f"{path}: only POST, and the CORS preflight"
         operation = paths[path]["post"]
         assert operation["security"] == [{"api_key": []}]
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
         assert f"{function}.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+
+
+def test_the_v2_protocol_routes_are_read_only_calls_to_the_inference_function(cfn: dict[str, Any]) -> None:
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    for path, method in V2_ROUTES.items():
+        assert set(paths[path]) == {method, "options"}, f"{path}: only {method.upper()}, and the CORS preflight"
+        operation = paths[path][method]
+        assert operation["security"] == [{"api_key": []}]
+        uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+        assert "InferenceFunction.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+        assert "TrainFunction" not in uri
 
 
 def test_a_usage_plan_throttles_and_meters_the_key(cfn: dict[str, Any]) -> None:
@@ -90,7 +114,7 @@ def test_the_stage_logs_access_traces_and_throttles(cfn: dict[str, Any]) -> None
 
 def test_cors_grants_no_origin_unless_one_is_given(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
-    for path in ROUTES:
+    for path in [*ROUTES, *V2_ROUTES]:
         preflight = api["Properties"]["Body"]["paths"][path]["options"]
         assert "security" not in preflight  # browsers send preflights without the API key
         origin = preflight["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][

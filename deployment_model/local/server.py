@@ -23,6 +23,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 
+from deployment_model.local import docs_page
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
 DEFAULT_STORE_DIR = ".model-store"
@@ -148,8 +150,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     openapi: ClassVar[bytes] = b"{}"
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == OPENAPI_PATH:
+        path = urlsplit(self.path).path
+        if path == OPENAPI_PATH:
             self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
+        elif docs_page.serves(path):
+            self._send(*docs_page.answer(path))
         else:
             self._dispatch()
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,3 +289,32 @@ def test_storage_down_is_a_503_with_retry_after(trained: Service, monkeypatch: p
     headers = {k.lower(): v for k, v in answer["multiValueHeaders"].items()}
     assert answer["statusCode"] == 503 and headers["retry-after"] == ["5"]
     assert set(json.loads(answer["body"])) == {"error"}
+
+
+def test_logs_hold_no_tensor_values_at_debug_level(tmp_path: Path) -> None:
+    """As for /predict (tests/unit/test_security.py): the v2 routes log no feature values or bodies."""
+    script = """
+import json
+from deployment_model.local.server import LocalContext
+from deployment_model.train.app import lambda_handler as train
+from deployment_model.inference.app import lambda_handler as predict
+from tests.conftest import proxy_event
+ctx = LocalContext("f")
+train({"filename_model": "Model_ml"}, ctx)
+for data, shape in (([1.234567, 7.654321], [1, 2]), ([9.876543], [1, 1]), (["BODY-MARKER"], [1, 1])):
+    body = {"id": "ID-MARKER", "inputs": [{"name": "x", "shape": shape, "datatype": "FP64", "data": data}]}
+    print("STATUS", predict(proxy_event("/v2/models/Model_ml/infer", body), ctx)["statusCode"])
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_STORE_DIR": str(tmp_path / "store")}
+    env["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert [line for line in output.splitlines() if line.startswith("STATUS")] == [
+        "STATUS 200",
+        "STATUS 400",
+        "STATUS 400",
+    ]
+    assert '"model loaded"' in output  # the logs are there...
+    for leaked in ("1.234567", "7.654321", "9.876543", "BODY-MARKER", "ID-MARKER"):  # ...but not what clients sent
+        assert leaked not in output, leaked

@@ -28,7 +28,6 @@ from deployment_model.api.service import (
     ApiError,
     _plain_body,
     answer_for,
-    logger,
     validation_answer,
 )
 from deployment_model.storage.models import LoadedModel
@@ -181,9 +180,10 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 class OpenInferenceProtocol:
     """The v2 operations; each returns a Response and never raises (errors are v2 error objects)."""
 
-    def __init__(self, predict: PredictFunction, load: LoadFunction) -> None:
+    def __init__(self, predict: PredictFunction, load: LoadFunction, request_id: Callable[[], str]) -> None:
         self._predict = predict
         self._load = load
+        self._request_id = request_id  # quoted in a 500's message, as /predict does
 
     def server_live(self) -> Response[str]:
         return _json(200, {"live": True})
@@ -196,17 +196,26 @@ class OpenInferenceProtocol:
         return _json(200, {"name": SERVICE_NAME, "version": SERVER_VERSION, "extensions": []})
 
     def model_metadata(self, name: str, version: str | None = None) -> Response[str]:
-        return _answer(lambda: self._metadata(name, version))
+        return self._answer(lambda: self._metadata(name, version))
 
     def model_ready(self, name: str, version: str | None = None) -> Response[str]:
         def ready() -> dict[str, Any]:
             self._load(name, version)
             return {"name": name, "ready": True}
 
-        return _answer(ready)
+        return self._answer(ready)
 
     def infer(self, event: dict[str, Any], name: str, version: str | None = None) -> Response[str]:
-        return _answer(lambda: self._infer(event, name, version))
+        return self._answer(lambda: self._infer(event, name, version))
+
+    def _answer(self, operation: Callable[[], dict[str, Any]]) -> Response[str]:
+        """Run an operation; any failure becomes the status /predict would give, with a v2 error body."""
+        try:
+            return _json(200, operation())
+        except ValidationError as exc:
+            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
+        except Exception as exc:
+            return _error(answer_for(exc, self._request_id()))
 
     def _metadata(self, name: str, version: str | None) -> dict[str, Any]:
         loaded = self._load(name, version)
@@ -308,16 +317,6 @@ def _outputs(answer: dict[str, Any], requested: list[str] | None) -> list[dict[s
 
 def _bad_request(message: str) -> ApiError:
     return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message)
-
-
-def _answer(operation: Callable[[], dict[str, Any]]) -> Response[str]:
-    """Run an operation; any failure becomes the status /predict would give, with a v2 error body."""
-    try:
-        return _json(200, operation())
-    except ValidationError as exc:
-        return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
-    except Exception as exc:
-        return _error(answer_for(exc, logger.get_correlation_id() or "unknown"))
 
 
 def _error(answer: Answer) -> Response[str]:

@@ -92,7 +92,7 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
     }
 
 
-v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get)
+v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=lambda: app.lambda_context.aws_request_id)
 _MODEL_ERRORS = (400, 404, 409, 503)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from deployment_model.api.schemas import MAX_ROWS_PER_REQUEST
 from deployment_model.api.v2 import SERVER_VERSION
+from deployment_model.local.server import LocalContext
 from tests.conftest import ROOT, Service, body_of, proxy_event
 
 ROWS = [[0.7, 1.0], [2.0, 5.5], [0.2, 1.4]]  # petal width, petal length: Not virginica, virginica, Not virginica
@@ -318,3 +319,18 @@ for data, shape in (([1.234567, 7.654321], [1, 2]), ([9.876543], [1, 1]), (["BOD
     assert '"model loaded"' in output  # the logs are there...
     for leaked in ("1.234567", "7.654321", "9.876543", "BODY-MARKER", "ID-MARKER"):  # ...but not what clients sent
         assert leaked not in output, leaked
+
+
+def test_a_bug_is_a_500_quoting_the_request_id_without_a_traceback(
+    trained: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(trained.inference_module, "predict", broken)
+    event = proxy_event("/v2/models/Model_ml/infer", {"inputs": [tensor()]})
+    context = LocalContext(function_name="inference")
+    answer = trained.inference_module.lambda_handler(event, context)
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 500 and set(body) == {"error"}
+    assert context.aws_request_id in body["error"] and "Traceback" not in answer["body"]

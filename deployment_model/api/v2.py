@@ -35,9 +35,7 @@ from deployment_model.storage.models import LoadedModel
 SERVER_VERSION = "1.0.0"  # the package's version (pyproject.toml); a test keeps them equal
 PLATFORM = "scikit-learn"
 INPUT_NAME = "input-0"  # what metadata calls the one input; a request may name it as it likes
-ACCEPTED_DATATYPES = ("FP64", "FP32")
 LABEL, CLASS_INDEX, PROBABILITIES = "label", "class_index", "probabilities"
-OUTPUT_NAMES = (LABEL, CLASS_INDEX, PROBABILITIES)
 BINARY_HEADER = "inference-header-content-length"  # the binary tensor extension's marker
 
 PredictFunction = Callable[[PredictRequest], dict[str, Any]]
@@ -248,6 +246,7 @@ class OpenInferenceProtocol:
 
 
 def _parse_request(event: dict[str, Any]) -> InferRequest:
+    """The inference request object, read with /predict's body checks (missing, base64, 6 MB) and validated."""
     headers = event.get("headers") or {}
     if any(header.lower() == BINARY_HEADER for header in headers):
         raise _bad_request(
@@ -286,6 +285,7 @@ def _rows(tensor: RequestInput) -> list[Any]:
 
 
 def _outputs(answer: dict[str, Any], requested: list[str] | None) -> list[dict[str, Any]]:
+    """/predict's answer as output tensors: the requested ones in their order (each once), or all it has."""
     rows = answer["rows"]
     probabilities = answer["probabilities"]
     available: dict[str, Callable[[], dict[str, Any]]] = {

@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := deployment_model/inference/requirements.txt deployment_model/train/requirements.txt
-STAMP := $(VENV)/.installed
+# `make run` installs the runtime and the CLI's libraries only; `make test` adds the dev tools to the same venv.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PORT ?= 3000
 # aws-sam-cli and checkov pin boto3 exactly, and differently: each gets a venv apart from the runtime one.
 TOOLS := .venv-tools
 TOOL_STAMPS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
@@ -16,13 +19,13 @@ SWAGGER_UI_STAMP := $(SWAGGER_UI)/.installed-$(SWAGGER_UI_VERSION)
 
 .PHONY: run test tools swagger-ui bench lint format openapi diagram clean
 
-## run: serve POST /train, /predict, /inference on http://127.0.0.1:3000 (models in .model-store/), /docs to try it
-run: $(STAMP)
+## run: serve the API on http://127.0.0.1:3000 (models in .model-store/), /docs to try it; another port: make run PORT=3001
+run: $(RUN_STAMP)
 	$(MAKE) swagger-ui || echo "warning: no npm, so no Swagger UI assets: /docs will say how to add them"
-	$(BIN)/python -m deployment_model serve
+	$(BIN)/python -m deployment_model serve --port $(PORT)
 
 ## test: lint, then every test (unit, integration, stack); builds the runtime and tools venvs first
-test: $(STAMP) $(TOOL_STAMPS) $(SWAGGER_UI_STAMP)
+test: $(DEV_STAMP) $(TOOL_STAMPS) $(SWAGGER_UI_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	REQUIRE_TOOLS=1 $(BIN)/python -m pytest
@@ -44,20 +47,20 @@ $(SWAGGER_UI_STAMP):
 	rm $(SWAGGER_UI)/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz
 	touch $@
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 ## openapi: regenerate docs/openapi.json from the handlers' routes and models
-openapi: $(STAMP)
+openapi: $(RUN_STAMP)
 	$(BIN)/python -m deployment_model openapi > docs/openapi.json
 
 ## bench: warm latency, cold start, training, image weight, local throughput; records docs/performance.md
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --record docs/performance.md
 
 ## diagram: redraw images/architecture.{png,svg} from images/architecture.dot (needs Graphviz: apt-get install graphviz)
@@ -65,11 +68,16 @@ diagram:
 	dot -Tpng -Gdpi=110 images/architecture.dot -o images/architecture.png
 	dot -Tsvg images/architecture.dot -o images/architecture.svg
 
-# The runtime venv: the functions' exact pins, the package itself, and the dev tools.
-$(STAMP): pyproject.toml $(REQUIREMENTS)
+# The runtime venv: the functions' exact pins, the package itself and the CLI's libraries (the [cli] extra).
+$(RUN_STAMP): pyproject.toml $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r deployment_model/train/requirements.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r deployment_model/train/requirements.txt -e '.[cli]'
+	touch $@
+
+# The same venv plus the dev tools (pytest, moto, hypothesis, schemathesis, ruff): only tests need them.
+$(DEV_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[cli,dev]'
 	touch $@
 
 $(TOOLS)/%/.installed: .ci/tools-%.txt

@@ -92,6 +92,10 @@ def test_the_v2_protocol_routes_are_read_only_calls_to_the_inference_function(cf
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
         assert "InferenceFunction.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
         assert "TrainFunction" not in uri
+        # A browser page (the local /docs against a stage) preflights GETs too: they carry x-api-key.
+        preflight = paths[path]["options"]["x-amazon-apigateway-integration"]["responses"]["default"]
+        allowed = preflight["responseParameters"]["method.response.header.Access-Control-Allow-Methods"]
+        assert method.upper() in allowed.strip("'").split(","), allowed
 
 
 def test_a_usage_plan_throttles_and_meters_the_key(cfn: dict[str, Any]) -> None:

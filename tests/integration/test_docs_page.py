@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from deployment_model.local import docs_page
+from deployment_model.local.server import make_server
 from tests.conftest import start_service
 from tests.integration.conftest import Client, serve
 
@@ -146,7 +149,47 @@ def test_the_page_renders_the_operations_offline(browser: Any, server: Client) -
 def test_try_it_out_on_predict_returns_labels(browser: Any, server: Client) -> None:
     from selenium.webdriver.common.by import By
 
-    browser.get(server.base_url + "/docs")
+    predict = execute_predict(browser, server.base_url)
+    assert answer_status(browser, predict) == "200"
+    shown = predict.find_element(By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_description pre")
+    answer = json.loads(shown.text)
+    assert answer["result"] == ["Not virginica", "virginica"] and answer["model_name"] == "Model_ml"
+
+
+API_KEY = "docs-page-test-key"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(server: Client) -> Iterator[str]:
+    """The local server with API Gateway's key check on the API's routes (the page and document stay open)."""
+    http_server = make_server("127.0.0.1", 0, quiet=True)
+
+    class KeyChecked(http_server.RequestHandlerClass):  # type: ignore[misc, name-defined]
+        def parse_request(self) -> bool:
+            if not super().parse_request():
+                return False
+            path = urlsplit(self.path).path
+            if path == "/openapi.json" or docs_page.serves(path) or self.headers.get("x-api-key") == API_KEY:
+                return True
+            self.close_connection = True
+            self.send_error(403, explain="Forbidden: no valid x-api-key")
+            return False
+
+    http_server.RequestHandlerClass = KeyChecked
+    thread = threading.Thread(target=http_server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http_server.server_port}"
+    finally:
+        http_server.shutdown()
+        http_server.server_close()
+
+
+def execute_predict(browser: Any, base_url: str) -> Any:
+    """Open the page, Try it out -> Execute on POST /predict; the operation's block, once it shows an answer."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(base_url + "/docs")
     predict = operation(browser, "post", "/predict")
     predict.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
     wait_for(browser, lambda _: predict.find_element(By.CSS_SELECTOR, "button.try-out__btn")).click()
@@ -154,15 +197,37 @@ def test_try_it_out_on_predict_returns_labels(browser: Any, server: Client) -> N
     body.clear()
     body.send_keys(json.dumps({"x_test": [[0.7, 1], [2.0, 5.5]]}))
     predict.find_element(By.CSS_SELECTOR, "button.execute").click()
+    return predict
+
+
+def answer_status(browser: Any, block: Any) -> str:
+    from selenium.webdriver.common.by import By
 
     def answered(_: Any) -> Any:
-        statuses = predict.find_elements(By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status")
+        statuses = block.find_elements(By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_status")
         return statuses and statuses[0].text.strip()
 
-    assert wait_for(browser, answered) == "200"
+    return wait_for(browser, answered)
+
+
+def test_the_authorize_button_sends_the_api_key(browser: Any, keyed_server: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    assert answer_status(browser, execute_predict(browser, keyed_server)).startswith("403")
+    browser.find_element(By.CSS_SELECTOR, "button.authorize").click()
+    dialog = wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, ".modal-ux"))
+    dialog.find_element(By.CSS_SELECTOR, "input[type=text], input[type=password]").send_keys(API_KEY)
+    dialog.find_element(By.CSS_SELECTOR, "button.modal-btn.auth.authorize").click()
+    dialog.find_element(By.CSS_SELECTOR, "button.modal-btn.auth.btn-done").click()
+    predict = operation(browser, "post", "/predict")
+    predict.find_element(By.CSS_SELECTOR, "button.execute").click()
+
+    def succeeded(_: Any) -> bool:
+        return answer_status(browser, predict) == "200"
+
+    wait_for(browser, succeeded)
     shown = predict.find_element(By.CSS_SELECTOR, ".live-responses-table tr.response .response-col_description pre")
-    answer = json.loads(shown.text)
-    assert answer["result"] == ["Not virginica", "virginica"] and answer["model_name"] == "Model_ml"
+    assert json.loads(shown.text)["result"] == ["Not virginica", "virginica"]
 
 
 def test_a_deployed_stage_can_be_added_to_the_servers(browser: Any, server: Client) -> None:

@@ -11,7 +11,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 
 from deployment_model.api.schemas import PredictRequest, PredictResponse
@@ -94,6 +94,8 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
 
 v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=lambda: app.lambda_context.aws_request_id)
 _MODEL_ERRORS = (400, 404, 409, 503)
+ModelName = Annotated[str, Path(description="The model's name (filename_model).", examples=["Model_ml"])]
+ModelVersion = Annotated[str, Path(description="A published version, as /train answered it.")]
 
 
 @app.get("/v2/health/live", **route_docs("Server liveness (Open Inference Protocol)", ServerLive))
@@ -112,7 +114,7 @@ def v2_server_metadata() -> Response[str]:
 
 
 @app.get("/v2/models/<name>", **route_docs("Model metadata: input and output tensors", ModelMetadata, *_MODEL_ERRORS))
-def v2_model_metadata(name: str) -> Response[str]:
+def v2_model_metadata(name: ModelName) -> Response[str]:
     return v2.model_metadata(name)
 
 
@@ -120,12 +122,12 @@ def v2_model_metadata(name: str) -> Response[str]:
     "/v2/models/<name>/versions/<version>",
     **route_docs("Metadata of a model version: input and output tensors", ModelMetadata, *_MODEL_ERRORS),
 )
-def v2_model_version_metadata(name: str, version: str) -> Response[str]:
+def v2_model_version_metadata(name: ModelName, version: ModelVersion) -> Response[str]:
     return v2.model_metadata(name, version)
 
 
 @app.get("/v2/models/<name>/ready", **route_docs("Model readiness (loads it)", ModelReady, *_MODEL_ERRORS))
-def v2_model_ready(name: str) -> Response[str]:
+def v2_model_ready(name: ModelName) -> Response[str]:
     return v2.model_ready(name)
 
 
@@ -133,12 +135,12 @@ def v2_model_ready(name: str) -> Response[str]:
     "/v2/models/<name>/versions/<version>/ready",
     **route_docs("Readiness of a model version (loads it)", ModelReady, *_MODEL_ERRORS),
 )
-def v2_model_version_ready(name: str, version: str) -> Response[str]:
+def v2_model_version_ready(name: ModelName, version: ModelVersion) -> Response[str]:
     return v2.model_ready(name, version)
 
 
 @app.post("/v2/models/<name>/infer", **infer_docs("Infer with the latest version (Open Inference Protocol)"))
-def v2_infer(name: str) -> Response[str]:
+def v2_infer(name: ModelName) -> Response[str]:
     return v2.infer(app.current_event.raw_event, name)
 
 
@@ -146,7 +148,7 @@ def v2_infer(name: str) -> Response[str]:
     "/v2/models/<name>/versions/<version>/infer",
     **infer_docs("Infer with a pinned version (Open Inference Protocol)"),
 )
-def v2_version_infer(name: str, version: str) -> Response[str]:
+def v2_version_infer(name: ModelName, version: ModelVersion) -> Response[str]:
     return v2.infer(app.current_event.raw_event, name, version)
 
 

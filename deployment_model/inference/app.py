@@ -22,6 +22,7 @@ from deployment_model.api.service import (
     entry_point,
     logger,
     metrics,
+    register_error,
     route_responses,
 )
 from deployment_model.api.v2 import (
@@ -34,7 +35,7 @@ from deployment_model.api.v2 import (
     infer_docs,
     route_docs,
 )
-from deployment_model.ml.prediction import Prediction, predict
+from deployment_model.ml.prediction import Prediction, ResponseTooLargeError, predict
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.models import LoadedModel, store_from_environment
 
@@ -50,6 +51,7 @@ cache = ModelCache(
     on_load=_record_load,
 )
 app = ServiceApp()
+register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(

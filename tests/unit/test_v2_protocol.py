@@ -222,7 +222,7 @@ def test_a_warm_infer_reads_nothing_from_storage(trained: Service, monkeypatch: 
         ({"inputs": [tensor(datatype="BYTES", data=["a", "b"], shape=[1, 2])]}, 400, "datatype"),
         ({"inputs": [tensor([0.7, "1"], [1, 2])]}, 400, "inputs[0].data rows must hold numbers only"),
         ({"inputs": [tensor([0.7, None], [1, 2])]}, 400, "inputs[0].data rows must hold numbers only"),
-        ({"inputs": [tensor([0.7, 1e308], [1, 2])]}, 400, "too large for model"),
+        ({"inputs": [tensor([0.7, 1e308], [1, 2])]}, 400, "is outside what model 'Model_ml' can compute with"),
         ({"inputs": [tensor([], [0, 2])]}, 400, "non-empty"),
         ({"inputs": [tensor(), tensor()]}, 400, "inputs: List should have at most 1 item"),
         ({"inputs": []}, 400, "inputs: List should have at least 1 item"),
@@ -255,8 +255,8 @@ def test_client_mistakes_are_4xx_in_the_protocols_shape(
     ("path", "status", "words"),
     [
         ("/v2/models/nope/infer", 404, "model 'nope' has not been trained yet"),
-        ("/v2/models/a..b/infer", 400, "model name: must not contain '..'"),
-        ("/v2/models/Model_ml/versions/latest/infer", 400, "model version: String should match pattern"),
+        ("/v2/models/a..b/infer", 400, "model name: must be 1-128 letters"),
+        ("/v2/models/Model_ml/versions/latest/infer", 400, "model version: must be a published version"),
         ("/v2/models/Model_ml/versions/20200101T000000000000Z-00000000/infer", 404, "has no version"),
     ],
 )

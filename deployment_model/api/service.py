@@ -131,6 +131,8 @@ class ServiceApp(APIGatewayRestResolver):
             serializer=_serialize,
         )
         self.operations: dict[str, Operation] = {}
+        # Paths under these prefixes speak another protocol, whose error bodies have their own shape (v2).
+        self.error_shapes: dict[str, Callable[[Answer], Answer]] = {}
         self.exception_handler(Exception)(self._answer_exception)
         self.exception_handler(RequestValidationError)(self._answer_invalid_parameters)
         self.not_found(self._answer_not_found)
@@ -171,6 +173,13 @@ class ServiceApp(APIGatewayRestResolver):
             return int(result.status), result.body.model_dump(mode="json"), result.headers
         return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
 
+    def shaped_error(self, path: str, answer: Answer) -> Answer:
+        """An error answer in the shape of the protocol the path speaks (ours unless registered otherwise)."""
+        for prefix, shape in self.error_shapes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return shape(answer)
+        return answer
+
     @property
     def routes(self) -> list[tuple[str, str, re.Pattern[str]]]:
         """(method, OpenAPI path, pattern) of every route declared on this app, operations included."""
@@ -196,19 +205,21 @@ class ServiceApp(APIGatewayRestResolver):
         path, method = self.current_event.path, self.current_event.http_method
         allowed = [m for m, _, pattern in self.routes if pattern.match(path)]
         if allowed:
-            return _response(*method_not_allowed_answer(method, path, allowed))
+            return _response(*self.shaped_error(path, method_not_allowed_answer(method, path, allowed)))
         # Only a direct invocation gets here: API Gateway answers undeclared routes itself (403) before any function.
         routes = (f"{m} {p}" for m, p, _ in self.routes)
-        return _response(*route_not_found_answer(method, path, routes, server="this function"))
+        return _response(*self.shaped_error(path, route_not_found_answer(method, path, routes, server="this function")))
 
     def _answer_invalid_parameters(self, exc: RequestValidationError) -> Response:
         """A path or query parameter that fails its declared type or bounds: 400 naming it, as for bodies."""
-        return _response(*validation_answer(list(exc.errors())))
+        return _response(*self.shaped_error(self.current_event.path, validation_answer(list(exc.errors()))))
 
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
-            return _response(*validation_answer(exc.errors()))
-        return _response(*answer_for(exc, self.lambda_context.aws_request_id))
+            answer = validation_answer(exc.errors())
+        else:
+            answer = answer_for(exc, self.lambda_context.aws_request_id)
+        return _response(*self.shaped_error(self.current_event.path, answer))
 
 
 def _response(status: int, body: dict[str, Any], headers: Headers) -> Response:
@@ -300,6 +311,7 @@ def _storage_seconds(event: Any, context: Any) -> float | None:
 
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    path = "/"
     try:
         method, path = method_and_path(event)
         operation = app.operations.get(path) if method == "POST" else None
@@ -307,7 +319,7 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
             return app.resolve(powertools_event(event, method, path), context)
         payload = orjson.loads(plain_body(event))
     except ApiError as exc:
-        answer = error_answer(exc.status, exc.code, exc.message)
+        answer = app.shaped_error(path, error_answer(exc.status, exc.code, exc.message))
     except orjson.JSONDecodeError as exc:
         answer = validation_answer([{"type": "json_invalid", "loc": ("body",), "ctx": {"error": exc.msg}}])
     else:
@@ -369,6 +381,14 @@ def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[s
     request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
         raise _invalid_event("requestContext", "an object")
+    try:
+        body, base64_encoded = decoded_body(event), False
+    except ApiError:
+        if not isinstance(event.get("isBase64Encoded"), bool | None) or not isinstance(event.get("body"), str):
+            raise
+        # Left as sent: the route reads it with plain_body() and answers in its own terms (e.g. a v2 client's
+        # binary tensors are named as such, not as "not UTF-8").
+        body, base64_encoded = event.get("body"), bool(event.get("isBase64Encoded"))
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     return {
@@ -377,8 +397,8 @@ def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[s
         "path": path,
         "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
         "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
-        "body": decoded_body(event),
-        "isBase64Encoded": False,
+        "body": body,
+        "isBase64Encoded": base64_encoded,
         # Powertools reads the stage and path from here; a hand-written event may have none.
         "requestContext": {"stage": "", "path": path, **(request_context or {})},
     }

@@ -41,6 +41,7 @@ from deployment_model.local.routes import DEFAULT_TEMPLATE, RouteTable, load_rou
 
 if TYPE_CHECKING:
     from deployment_model.local.worker import LocalWorker
+from deployment_model.local import docs_page
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
@@ -244,6 +245,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if method == "GET" and url.path == OPENAPI_PATH:
             self._route_path = OPENAPI_PATH
             self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
+            return
+        if method == "GET" and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
+            self._route_path = url.path
+            self._send(*docs_page.answer(url.path))
             return
         found = self.table.match(method, url.path)
         if found is None and method == "OPTIONS":  # a CORS preflight: the function of that path answers it

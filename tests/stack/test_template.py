@@ -24,6 +24,16 @@ ROUTES = {
     ("/models/{name}", "delete"): "TrainFunction",
     ("/train/jobs", "get"): "InferenceFunction",  # job status reads (test_jobs_stack.py)
     ("/train/jobs/{job_id}", "get"): "InferenceFunction",
+    # The Open Inference Protocol (KServe v2): read-only, on the inference function.
+    ("/v2", "get"): "InferenceFunction",
+    ("/v2/health/live", "get"): "InferenceFunction",
+    ("/v2/health/ready", "get"): "InferenceFunction",
+    ("/v2/models/{name}", "get"): "InferenceFunction",
+    ("/v2/models/{name}/ready", "get"): "InferenceFunction",
+    ("/v2/models/{name}/infer", "post"): "InferenceFunction",
+    ("/v2/models/{name}/versions/{version}", "get"): "InferenceFunction",
+    ("/v2/models/{name}/versions/{version}/ready", "get"): "InferenceFunction",
+    ("/v2/models/{name}/versions/{version}/infer", "post"): "InferenceFunction",
 }
 PATHS = {path for path, _ in ROUTES}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
@@ -85,6 +95,19 @@ def test_each_route_goes_to_its_function_and_needs_an_api_key(cfn: dict[str, Any
         assert operation["security"] == [{"api_key": []}]
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
         assert f"{function}.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+
+
+def test_the_v2_protocol_routes_are_read_only_calls_to_the_inference_function(cfn: dict[str, Any]) -> None:
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    v2_routes = {path: method for path, method in ROUTES if path.startswith("/v2")}
+    assert len(v2_routes) == 9
+    for path, method in v2_routes.items():
+        assert ROUTES[(path, method)] == "InferenceFunction" and set(paths[path]) == {method, "options"}
+        # A browser page (the local /docs against a stage) preflights GETs too: they carry x-api-key.
+        preflight = paths[path]["options"]["x-amazon-apigateway-integration"]["responses"]["default"]
+        allowed = preflight["responseParameters"]["method.response.header.Access-Control-Allow-Methods"]
+        assert method.upper() in allowed.strip("'").split(","), allowed
 
 
 def test_a_usage_plan_throttles_and_meters_the_key(cfn: dict[str, Any]) -> None:

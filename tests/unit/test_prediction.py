@@ -166,7 +166,7 @@ def test_loads_are_reported(objects, trained) -> None:
     assert [v for v, _ in loads] == [version] and loads[0][1] > 0
 
 
-@pytest.mark.parametrize("row", [[0.001, -5.69e190], [1e155, 1.0], [1e300, 1e300]])
+@pytest.mark.parametrize("row", [[0.001, -5.69e190], [1e155, 1.0], [1e300, 1e300], [1e30, 1e30], [2e12, 1.0]])
 def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
     store = ModelStore(objects)
     publish(store, trained)
@@ -177,6 +177,6 @@ def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, 
 def test_large_but_computable_values_still_predict(objects, trained) -> None:
     store = ModelStore(objects)
     publish(store, trained)
-    result = predict(store.load("Model_ml"), np.array([[1e100, 1e100], [-1e100, 3.0]]))
+    result = predict(store.load("Model_ml"), np.array([[1e6, 1e6], [-1e6, 3.0]]))
     assert set(result.labels) <= {"Not virginica", "virginica"} and len(result.labels) == 2
     assert np.allclose(result.probabilities.sum(axis=1), 1.0)

@@ -19,6 +19,7 @@ import onnxruntime
 
 from deployment_model.ml.prediction import Prediction, check_magnitude, check_width
 
+ONNX_KIND = "onnx"  # the version artifact kind: metadata `artifacts.onnx`, details in metadata `onnx`
 # Metadata property names written by ml/onnx_export.py (kept here so serving never imports the exporter).
 PROP_CLASSES, PROP_MEAN, PROP_SCALE, PROP_ROWS_PER_RUN, PROP_HAS_PROBABILITIES = (
     "classes",
@@ -27,6 +28,10 @@ PROP_CLASSES, PROP_MEAN, PROP_SCALE, PROP_ROWS_PER_RUN, PROP_HAS_PROBABILITIES =
     "rows_per_run",
     "has_probabilities",
 )
+
+
+class OnnxUnavailableError(ValueError):
+    """The version has no ONNX artifact to serve: the message says how to convert it."""
 
 
 class OnnxModelError(ValueError):
@@ -138,3 +143,16 @@ def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:
         labels=labels,
         label_array=np.asarray(labels, dtype=object),
     )
+
+
+def require_onnx(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The version's ONNX artifact entry, or a 409-worthy error saying how to get one."""
+    entry = metadata.get("artifacts", {}).get(ONNX_KIND)
+    if entry is None:
+        name, version = metadata["name"], metadata["version"]
+        raise OnnxUnavailableError(
+            f"model {name!r} version {version} was trained before this service served ONNX and has no ONNX "
+            f"artifact; convert it with POST /models/{name}/versions/{version}/export (add "
+            '{"publish": true} to serve the converted version), or train a new version'
+        )
+    return entry

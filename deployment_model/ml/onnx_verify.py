@@ -51,6 +51,8 @@ def verify_onnx(
     """Load the graph as serving does and compare it with scikit-learn; returns the loaded model if it agrees."""
     model = load_onnx_model(data, metadata)
     for what, rows in (("held-out", held_out), ("probe", probe_rows(training_rows))):
+        if not len(rows):
+            continue
         scaled = scaler.transform(rows)
         rows = rows[(np.abs(scaled) < MAX_SCALED_MAGNITUDE).all(axis=1)]  # refused alike on both paths
         if not len(rows):

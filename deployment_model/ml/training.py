@@ -122,6 +122,9 @@ class TrainedModel:
     source: str
     duration_seconds: float
     candidate_scores: dict[str, float] = field(default_factory=dict)
+    # The raw rows of the split, for checking an export against the model (ml/onnx_artifact.py); not metadata.
+    training_rows: np.ndarray | None = field(default=None, repr=False)
+    held_out_rows: np.ndarray | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-safe facts of this run: recorded in the version's metadata and returned to the client."""
@@ -277,6 +280,8 @@ def train_model(
         source=dataset.source,
         duration_seconds=time.perf_counter() - started,
         candidate_scores=scores,
+        training_rows=x_train,
+        held_out_rows=x_test,
     )
 
 

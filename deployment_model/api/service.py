@@ -26,6 +26,7 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
@@ -122,8 +123,10 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed request: the message names the field and what was expected.",
     403: "name_bucket names another bucket than the stack's own.",
     404: "Unknown model, version or data key.",
-    409: "The stored version cannot be served (failed integrity check or other library versions).",
+    409: "The stored version cannot be served (failed integrity check, other library versions, or no ONNX "
+    "artifact yet: the message says how to convert it).",
     413: "Too many rows in one request.",
+    422: "The model cannot be served through ONNX with scikit-learn's answers; nothing was published.",
     503: "Storage unreachable; retry after Retry-After seconds.",
 }
 
@@ -204,6 +207,8 @@ class ServiceApp(APIGatewayRestResolver):
         return _response(*error_answer(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; {routes}"))
 
     def _answer_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError):  # a route's path or body parameters: a 400 in words
+            return _response(*validation_answer(list(exc.errors())))
         return _response(*answer_for(exc, self.lambda_context.aws_request_id))
 
 

@@ -1,4 +1,8 @@
-"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model."""
+"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model.
+
+It serves each version's ONNX graph with onnxruntime: no scikit-learn, scipy or joblib in this image, and
+nothing unpickled. A version trained before ONNX answers 409 with how to convert it.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +21,56 @@ from deployment_model.api.service import (
     entry_point,
     logger,
     metrics,
+    register_error,
     route_responses,
 )
-from deployment_model.ml.prediction import Prediction, predict
+from deployment_model.ml.onnx_model import (
+    ONNX_KIND,
+    OnnxModel,
+    OnnxModelError,
+    OnnxUnavailableError,
+    UnsupportedOpsetError,
+    load_onnx_model,
+    require_onnx,
+)
+from deployment_model.ml.prediction import Prediction
 from deployment_model.storage.model_cache import ModelCache
-from deployment_model.storage.models import LoadedModel, store_from_environment
+from deployment_model.storage.models import store_from_environment
+from deployment_model.storage.objects import ArtifactIntegrityError, IncompatibleModelError
 
 
-def _record_load(loaded: LoadedModel, seconds: float) -> None:
+class NotExportedError(IncompatibleModelError):
+    """A version with no ONNX artifact (trained before ONNX): the message says how to convert it."""
+
+
+register_error(NotExportedError, HTTPStatus.CONFLICT, "model_not_exported")
+store = store_from_environment()
+
+
+def load_onnx_version(name: str, version: str, metadata_sha256: str | None) -> OnnxModel:
+    """What this function serves of a version: its metadata and its ONNX graph, both digest-checked."""
+    metadata = store.load_metadata(name, version, metadata_sha256)
+    try:
+        require_onnx(metadata)
+        return load_onnx_model(store.artifact_bytes(metadata, ONNX_KIND), metadata)
+    except OnnxUnavailableError as exc:
+        raise NotExportedError(str(exc)) from None
+    except UnsupportedOpsetError as exc:
+        raise IncompatibleModelError(str(exc)) from None
+    except OnnxModelError as exc:
+        raise ArtifactIntegrityError(str(exc)) from None
+
+
+def _record_load(loaded: OnnxModel, seconds: float) -> None:
     metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
 
 
 cache = ModelCache(
-    store_from_environment(),
+    store,
     ttl_seconds=float(os.environ.get("MODEL_CACHE_TTL_SECONDS", "60")),
     logger=logger,
     on_load=_record_load,
+    load=load_onnx_version,
 )
 app = ServiceApp()
 _PREDICT_DOCS = {
@@ -57,12 +95,12 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
             f"not {request.filename_scaler!r}: a model is only served with its own scaler",
         )
     rows = request.x_test.matrix
-    prediction = predict(loaded, rows)
+    prediction = loaded.predict(rows)
     metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(rows))
     return _prediction_response(loaded, prediction, request.x_test.single_row)
 
 
-def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
+def _prediction_response(loaded: OnnxModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
     """The PredictResponse fields, with numpy arrays left as they are: orjson serializes them in one pass."""
     first = 0 if single_row else slice(None)
     probabilities = prediction.probabilities

@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -34,6 +35,7 @@ FUNCTIONS = {
     "inference": "deployment_model.inference.app",
 }
 ROUTES = {"/train": "train", "/predict": "inference", "/inference": "inference"}
+ROUTE_PATTERNS = {re.compile(r"^/models/[^/]+/versions/[^/]+/export$"): "train"}  # paths with parameters
 
 Handler = Callable[[Any, Any], dict[str, Any]]
 
@@ -171,7 +173,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
-        function = ROUTES.get(path, "inference")  # an unknown path still gets the handler's own 404
+        function = ROUTES.get(path) or next((f for p, f in ROUTE_PATTERNS.items() if p.match(path)), "inference")
         headers = {name: value for name, value in self.headers.items()}
         event = proxy_event(self.command, self.path, headers, body, self.client_address[0])
         answer = self.handlers[function](event, LocalContext(function_name=function))

@@ -232,13 +232,7 @@ def train_model(
     started = time.perf_counter()
     grids = grids if grids is not None else resolve_grids(None)
     _check_enough_rows(dataset.target, dataset.labels)
-    x_train, x_test, y_train, y_test = train_test_split(
-        dataset.features,
-        dataset.target,
-        test_size=TEST_SIZE,
-        stratify=dataset.target,
-        random_state=RANDOM_STATE,
-    )
+    x_train, x_test, y_train, y_test = split(dataset)
     scaler = StandardScaler().fit(x_train)
     x_train_scaled, x_test_scaled = scaler.transform(x_train), scaler.transform(x_test)
 
@@ -282,6 +276,13 @@ def train_model(
         candidate_scores=scores,
         training_rows=x_train,
         held_out_rows=x_test,
+    )
+
+
+def split(dataset: Dataset) -> list[np.ndarray]:
+    """x_train, x_test, y_train, y_test: the stratified 70/30 split, the same for the same data every time."""
+    return train_test_split(
+        dataset.features, dataset.target, test_size=TEST_SIZE, stratify=dataset.target, random_state=RANDOM_STATE
     )
 
 

@@ -39,8 +39,11 @@ class ModelCache:
         on_load: Callable[[LoadedModel, float], None] | None = None,
         max_pinned: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        load: Callable[[str, str, str | None], LoadedModel] | None = None,
     ) -> None:
+        """load(name, version, metadata_sha256) builds what is served; by default the store's joblib load."""
         self.store = store
+        self._load_version = load or store.load
         self.ttl_seconds = ttl_seconds
         self._logger = logger or logging.getLogger(__name__)
         self._on_load = on_load
@@ -93,7 +96,7 @@ class ModelCache:
 
     def _load(self, name: str, version: str, metadata_sha256: str | None) -> LoadedModel:
         started = time.perf_counter()
-        loaded = self.store.load(name, version, metadata_sha256)
+        loaded = self._load_version(name, version, metadata_sha256)
         seconds = time.perf_counter() - started
         self._logger.info(
             "model loaded", extra={"model_name": name, "model_version": version, "load_ms": round(seconds * 1e3, 2)}

@@ -26,10 +26,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-import joblib
 import numpy
 import orjson
-import sklearn
 
 from deployment_model.storage.objects import (
     ArtifactIntegrityError,
@@ -74,6 +72,9 @@ class LoadedModel:
 
 def runtime_versions() -> dict[str, str]:
     """The library versions an artifact depends on; a pickle is only safe to load under the same ones."""
+    import joblib  # here, not at the top: the inference function serves ONNX and has no joblib or scikit-learn
+    import sklearn
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -93,6 +94,8 @@ def _sha256(data: bytes) -> str:
 
 
 def _dump(obj: Any) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(obj, buffer)
     return buffer.getvalue()
@@ -119,8 +122,14 @@ class ModelStore:
         model: Any,
         scaler: Any,
         details: Mapping[str, Any],
+        extra_artifacts: Mapping[str, tuple[str, bytes]] | None = None,
+        move_pointer: bool = True,
     ) -> dict[str, Any]:
-        """Write a new immutable version, then point `latest` at it. Returns the version's metadata."""
+        """Write a new immutable version, then point `latest` at it. Returns the version's metadata.
+
+        extra_artifacts: more files of the same version, {kind: (filename, bytes)} (e.g. the ONNX graph).
+        move_pointer=False stores the version without publishing it (it can still be pinned).
+        """
         _check_name(name, "filename_model")
         _check_name(scaler_name, "filename_scaler")
         if scaler_name == name:
@@ -131,6 +140,9 @@ class ModelStore:
             "model": (f"{prefix}{name}.joblib", _dump(model)),
             "scaler": (f"{prefix}{scaler_name}.joblib", _dump(scaler)),
         }
+        for kind, (filename, data) in (extra_artifacts or {}).items():
+            _check_name(filename, f"{kind} artifact")
+            contents[kind] = (f"{prefix}{filename}", data)
         artifacts = {
             kind: {"key": key, "sha256": _sha256(data), "bytes": len(data)} for kind, (key, data) in contents.items()
         }
@@ -147,6 +159,8 @@ class ModelStore:
         for key, data in contents.values():
             self.objects.put(key, data)
         self.objects.put(f"{prefix}metadata.json", metadata_bytes)
+        if not move_pointer:
+            return orjson.loads(metadata_bytes)
         pointer = {"version": version, "metadata_sha256": _sha256(metadata_bytes)}
         self.objects.put(self._pointer_key(name), orjson.dumps(pointer))  # last: this publishes the version
         return orjson.loads(metadata_bytes)
@@ -197,6 +211,12 @@ class ModelStore:
         return metadata
 
     def _load_artifact(self, metadata: dict[str, Any], kind: str) -> Any:
+        import joblib
+
+        return joblib.load(io.BytesIO(self.artifact_bytes(metadata, kind)))
+
+    def artifact_bytes(self, metadata: dict[str, Any], kind: str) -> bytes:
+        """One artifact of a version, its sha256 checked against the (already verified) metadata."""
         entry = metadata["artifacts"][kind]
         where = f"model {metadata['name']!r} version {metadata['version']}"
         prefix = self._version_prefix(metadata["name"], metadata["version"])
@@ -207,8 +227,8 @@ class ModelStore:
         except ObjectNotFoundError:
             raise ArtifactIntegrityError(f"{where}: {kind} artifact is missing") from None
         if _sha256(data) != entry["sha256"]:
-            raise ArtifactIntegrityError(f"{where}: {kind} artifact sha256 mismatch; refusing to unpickle it")
-        return joblib.load(io.BytesIO(data))
+            raise ArtifactIntegrityError(f"{where}: {kind} artifact sha256 mismatch; refusing to load it")
+        return data
 
     def read_data(self, key: str) -> bytes:
         """A user's training data, from the same bucket but never from the models' own prefix."""

@@ -10,7 +10,12 @@ import pytest
 from tests.stack.conftest import resources_of, run_tool, tool
 from tests.stack.sam_transform import load_template
 
-ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
+ROUTES = {
+    "/train": "TrainFunction",
+    "/predict": "InferenceFunction",
+    "/inference": "InferenceFunction",
+    "/models/{name}/versions/{version}/export": "TrainFunction",
+}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
 

@@ -300,3 +300,103 @@ def test_serving_an_onnx_model_imports_no_scikit_learn_scipy_or_joblib(seed_spli
     assert classes == expected_classes.tolist()
     assert np.abs(np.array(probabilities) - expected_probabilities).max() <= 1e-4
     assert imported == "[]"
+
+
+# --- the two functions ----------------------------------------------------------------------------------
+
+BLOCK_TRAINING_LIBRARIES = (
+    "import sys\n"
+    "class NotInstalled:\n"  # an import finder that makes these look uninstalled, as in the inference image
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('sklearn', 'scipy', 'joblib', 'threadpoolctl', 'pandas', 'skl2onnx', 'onnx'):\n"
+    "            raise ModuleNotFoundError(name)\n"
+    "sys.meta_path.insert(0, NotInstalled())\n"
+)
+
+
+def test_the_inference_function_serves_without_scikit_learn_scipy_or_joblib(local_service, tmp_path: Path) -> None:
+    trained = local_service.train({})
+    code = BLOCK_TRAINING_LIBRARIES + (
+        "import json\n"
+        "from deployment_model.local.server import LocalContext\n"
+        "from deployment_model.inference.app import lambda_handler\n"
+        "answer = lambda_handler({'x_test': [[2.0, 5.5], [0.7, 1.0]]}, LocalContext('inference'))\n"
+        "print(json.dumps(answer))\n"
+        "print(sorted(m for m in ('sklearn', 'scipy', 'joblib', 'pandas') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    answer, imported = out.stdout.strip().splitlines()[-2:]
+    answer = json.loads(answer)
+    assert answer["statusCode"] == 200 and answer["model_version"] == trained["model_version"]
+    assert answer["result"] == ["virginica", "Not virginica"] and answer["prediction"] == [1, 0]
+    assert imported == "[]"
+
+
+def test_training_stores_a_verified_onnx_artifact_in_the_same_version(local_service) -> None:
+    trained = local_service.train({})
+    metadata = local_service.train_module.store.load_metadata("Model_ml", trained["model_version"])
+    assert set(metadata["artifacts"]) == {"model", "scaler", "onnx"}  # joblib stays the system of record
+    assert metadata["artifacts"]["onnx"]["key"].endswith("/Model_ml.onnx")
+    assert metadata["onnx"]["opsets"] and metadata["onnx"]["verified_on"]["held_out_rows"] == 45
+    assert "derived_from" not in metadata
+    assert local_service.predict({"x_test": [2.0, 5.5]})["result"] == "virginica"
+
+
+def test_a_model_that_fails_verification_is_not_published_and_the_answer_says_why(local_service, monkeypatch) -> None:
+    from deployment_model.ml import onnx_artifact
+
+    def uniform_graph(scaler, classifier, n_features):  # skl2onnx's own KNN converter: distance weights lost
+        graph = onnx.load_from_string(stock_conversion(scaler, classifier))
+        graph.metadata_props.extend(onnx.load_from_string(export_onnx(scaler, classifier, n_features)).metadata_props)
+        return graph.SerializeToString()
+
+    monkeypatch.setattr(onnx_artifact, "export_onnx", uniform_graph)
+    answer = local_service.train({})
+    assert answer["statusCode"] == 422 and answer["error"] == "model_not_servable"
+    assert "KNeighborsClassifier(" in answer["message"] and "weights='distance'" in answer["message"]
+    assert "not published" in answer["message"]
+    missing = local_service.predict({"x_test": [2.0, 5.5]})
+    assert missing["statusCode"] == 404  # no version went live
+
+
+def old_version(local_service) -> str:
+    """A version as the service wrote them before ONNX: joblib model and scaler only."""
+    dataset = iris_dataset()
+    trained = train_model(dataset)
+    store = local_service.train_module.store
+    return store.publish("Model_ml", "scaler", trained.model, trained.scaler, trained.summary())["version"]
+
+
+def test_a_version_without_onnx_answers_409_saying_how_to_convert_it(local_service) -> None:
+    version = old_version(local_service)
+    answer = local_service.predict({"x_test": [2.0, 5.5]})
+    assert answer["statusCode"] == 409 and answer["error"] == "model_not_exported"
+    assert f"POST /models/Model_ml/versions/{version}/export" in answer["message"]
+
+
+def test_exporting_an_old_version_makes_a_new_verified_version_published_only_if_asked(local_service) -> None:
+    from tests.conftest import body_of, proxy_event
+
+    version = old_version(local_service)
+    path = f"/models/Model_ml/versions/{version}/export"
+    stored = body_of(local_service.train(proxy_event(path, {})))
+    assert stored["derived_from"] == version and stored["published"] is False
+    assert local_service.predict({"x_test": [2.0, 5.5]})["statusCode"] == 409  # still the old one published
+    pinned = local_service.predict({"x_test": [[2.0, 5.5], [0.7, 1.0]], "model_version": stored["model_version"]})
+    assert pinned["result"] == ["virginica", "Not virginica"]
+
+    answer = local_service.train(proxy_event(path, {"publish": True}))
+    assert answer["statusCode"] == 200 and body_of(answer)["published"] is True
+    new = body_of(answer)["model_version"]
+    metadata = local_service.train_module.store.load_metadata("Model_ml", new)
+    assert metadata["derived_from"] == version and metadata["onnx"]["verified_on"]["held_out_rows"] == 45
+    assert metadata["params"] == {"n_neighbors": 3, "weights": "distance"}
+    served = local_service.predict({"x_test": [2.0, 5.5]})
+    assert served["model_version"] == new and served["result"] == "virginica"
+
+    again = local_service.train(proxy_event(f"/models/Model_ml/versions/{new}/export", {}))
+    assert again["statusCode"] == 409 and body_of(again)["error"] == "already_exported"
+    unknown = local_service.train(proxy_event("/models/Model_ml/versions/20200101T000000000000Z-00000000/export", {}))
+    assert unknown["statusCode"] == 404

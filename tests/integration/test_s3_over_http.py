@@ -21,5 +21,6 @@ def test_train_and_predict_through_an_s3_compatible_endpoint(moto_server: Any, m
         "models/Model_ml/latest.json",
         f"models/Model_ml/versions/{version}/Model_ml.joblib",
         f"models/Model_ml/versions/{version}/scaler.joblib",
+        f"models/Model_ml/versions/{version}/Model_ml.onnx",
         f"models/Model_ml/versions/{version}/metadata.json",
     }

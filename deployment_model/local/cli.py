@@ -1,4 +1,4 @@
-"""`python -m deployment_model serve | train | predict | openapi`: the service on a laptop, no AWS, no Docker.
+"""`python -m deployment_model serve | train | predict | export | openapi`: the service on a laptop, no AWS, no Docker.
 
 `train` and `predict` invoke the handlers directly, as the Lambda console or `sam local invoke` would.
 """
@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from deployment_model.local.server import (
     DEFAULT_HOST,
@@ -20,6 +21,7 @@ from deployment_model.local.server import (
     invoke,
     make_server,
     openapi_document,
+    proxy_event,
 )
 
 
@@ -62,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.add_argument("--filename-model", default=None)
     predict.add_argument("--model-version", default=None)
 
+    export = commands.add_parser("export", help="convert a version trained before ONNX into one inference serves")
+    export.add_argument("name", help="the model (filename_model)")
+    export.add_argument("version", help="the version to convert")
+    export.add_argument("--publish", action="store_true", help="also publish the converted version")
+
     args = parser.parse_args(argv)
     configure_environment(args.store_dir)
 
@@ -84,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the answer is the output; logs only on trouble
+    if args.command == "export":  # a route with path parameters: sent as the API Gateway event it would be
+        path = f"/models/{quote(args.name, safe='')}/versions/{quote(args.version, safe='')}/export"
+        body = json.dumps({"publish": args.publish}).encode()
+        answer = invoke("train", proxy_event("POST", path, {"Content-Type": "application/json"}, body, "127.0.0.1"))
+        return _print_answer({"statusCode": answer["statusCode"], **json.loads(answer["body"])})
     options = {"filename_model": args.filename_model}
     if args.command == "train":
         options |= {

@@ -400,3 +400,14 @@ def test_exporting_an_old_version_makes_a_new_verified_version_published_only_if
     assert again["statusCode"] == 409 and body_of(again)["error"] == "already_exported"
     unknown = local_service.train(proxy_event("/models/Model_ml/versions/20200101T000000000000Z-00000000/export", {}))
     assert unknown["statusCode"] == 404
+
+
+def test_the_cli_exports_an_old_version(local_service, capsys) -> None:
+    from deployment_model.local.cli import main
+
+    version = old_version(local_service)
+    store_dir = os.environ["MODEL_STORE_DIR"]
+    assert main(["--store-dir", store_dir, "export", "Model_ml", version, "--publish"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["statusCode"] == 200 and answer["derived_from"] == version and answer["published"] is True
+    assert main(["--store-dir", store_dir, "export", "Model_ml", version[:-1] + "x"]) == 1  # unknown: 404

@@ -52,12 +52,12 @@ def onnx_artifact(
             "labels": list(labels),
             "onnx": {"opsets": opsets},
         }
-        verify_onnx(data, provisional, scaler, classifier, held_out, training_rows)
+        verified = verify_onnx(data, provisional, scaler, classifier, held_out, training_rows)
     except (OnnxExportError, OnnxVerificationError, OnnxModelError) as exc:
         raise OnnxConversionError(f"{exc}; the version was not published") from None
     details = {
         "opsets": opsets,
-        "verified_on": {"held_out_rows": len(held_out), "probe_rows": True},
+        "verified_on": verified.details(),
         "converter": {name: installed_version(name) for name in ("skl2onnx", "onnx", "onnxruntime")},
     }
     return OnnxArtifact(data, details)

@@ -88,7 +88,7 @@ def test_onnx_gives_scikit_learns_labels_and_probabilities(dataset: Dataset, can
     trained = train_model(dataset, resolve_grids({candidate: grid}))
     x_train, x_test = split(dataset)
     data = export_onnx(trained.scaler, trained.model, len(dataset.feature_names))
-    served = verify_onnx(data, metadata_for(dataset, data), trained.scaler, trained.model, x_test, x_train)
+    served = verify_onnx(data, metadata_for(dataset, data), trained.scaler, trained.model, x_test, x_train).model
     for rows in (x_test, probe_rows(x_train)):
         mismatches, gap = disagreement(served, trained.scaler, trained.model, rows)
         assert mismatches == 0
@@ -102,7 +102,7 @@ def test_the_seeds_default_model_exports_and_verifies() -> None:
     assert trained.params["weights"] == "distance"
     x_train, x_test = split(dataset)
     data = export_onnx(trained.scaler, trained.model, 2)
-    served = verify_onnx(data, metadata_for(dataset, data), trained.scaler, trained.model, x_test, x_train)
+    served = verify_onnx(data, metadata_for(dataset, data), trained.scaler, trained.model, x_test, x_train).model
     answer = served.predict(np.array([[0.7, 1.0], [2.0, 5.5]]))
     assert answer.labels == ["Not virginica", "virginica"] and answer.classes.tolist() == [0, 1]
 
@@ -190,11 +190,41 @@ def test_random_forests_need_the_float32_cast_before_the_trees(seed_split, monke
         verify_onnx(unpatched, metadata_for(dataset, unpatched), trained.scaler, trained.model, x_test, x_train)
 
 
+def test_knn_rows_with_equally_far_neighbours_are_allowed_counted_and_only_those() -> None:
+    """Data on a 0.1 grid: duplicate points with different labels tie at the k-th neighbour. scikit-learn's own
+    answer there depends on the order of its training data, so ONNX may pick the other tied point."""
+    from sklearn.preprocessing import StandardScaler
+
+    from deployment_model.ml.onnx_verify import _knn_ties
+
+    rng = np.random.default_rng(1)
+    iris = load_iris()
+    picks = rng.integers(0, 150, 600)
+    rows = np.round(iris.data[picks][:, [3, 2]] + rng.normal(0, 0.1, (600, 2)), 1)
+    target = iris.target[picks]
+    queries = np.round(rng.uniform([0, 1], [2.6, 7], (2000, 2)), 1)
+    scaler = StandardScaler().fit(rows)
+    knn = KNeighborsClassifier(3).fit(scaler.transform(rows), target)
+    reordered = KNeighborsClassifier(3).fit(scaler.transform(rows[::-1]), target[::-1])
+    scaled = scaler.transform(queries)
+    assert (knn.predict(scaled) != reordered.predict(scaled)).any()  # the premise: scikit-learn is order-bound here
+
+    dataset = Dataset(rows, target, ["w", "l"], list(iris.target_names), "grid")
+    data = export_onnx(scaler, knn, 2)
+    verified = verify_onnx(data, metadata_for(dataset, data), scaler, knn, queries, rows)
+    got = verified.model.predict(queries)
+    expected = knn.predict_proba(scaled)
+    differs = (got.classes != expected.argmax(axis=1)) | (np.abs(got.probabilities - expected).max(axis=1) > 1e-4)
+    assert differs.any() and _knn_ties(knn, scaled[differs]).all()
+    assert verified.knn_tie_rows >= differs.sum()
+    assert not _knn_ties(knn, scaled[~differs][:50]).all()  # the allowance is not a blanket one
+
+
 def test_sgd_with_hinge_loss_serves_labels_without_probabilities(seed_split) -> None:
     dataset, x_train, x_test = seed_split
     trained = train_model(dataset, resolve_grids({"sgd": {"loss": ["hinge"]}}))
     data = export_onnx(trained.scaler, trained.model, 2)
-    served = verify_onnx(data, metadata_for(dataset, data), trained.scaler, trained.model, x_test, x_train)
+    served = verify_onnx(data, metadata_for(dataset, data), trained.scaler, trained.model, x_test, x_train).model
     assert not served.has_probabilities
     answer = served.predict(x_test)
     assert answer.probabilities is None

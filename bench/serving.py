@@ -1,7 +1,7 @@
 """The ONNX serving targets (issue 12), measured side by side with scikit-learn in the same run.
 
 - image weight of the inference requirements for Python 3.14 on x86_64 and arm64 (what the Lambda base image
-  runs), installed with `pip install --target` for that platform and measured with `du`;
+  runs), installed with `pip install --target` for that platform and measured as `du -sm` does (MiB);
 - warm 1-row latency through the inference handler against bare scikit-learn `transform` + `predict` on
   in-memory objects, for each allow-listed estimator;
 - the cold start of a 100-tree forest trained on 20,000 rows (onnxruntime builds large tree ensembles
@@ -24,7 +24,8 @@ from bench.run import BENCH, BUCKET, Context, Row, percentiles, timed, us
 from tests.stack.images import ROOT, SITES
 
 LAMBDA_PYTHON = "3.14"
-PLATFORMS = {"x86_64": "manylinux_2_28_x86_64", "arm64": "manylinux_2_28_aarch64"}
+PLATFORMS = {"x86_64": "x86_64", "arm64": "aarch64"}
+LAMBDA_GLIBC_MINOR = 34  # Lambda's Python 3.14 image runs Amazon Linux 2023: glibc 2.34
 SCIKIT_LEARN_STACK = {"scikit-learn", "scipy", "joblib", "threadpoolctl"}
 # What served models before ONNX: the inference requirements with scikit-learn's stack instead of onnxruntime's.
 ONNX_RUNTIME_STACK = {"onnxruntime", "flatbuffers", "protobuf", "packaging"}
@@ -48,28 +49,31 @@ def package(pin: str) -> str:
     return pin.split("==")[0].strip().lower()
 
 
-def platform_site(name: str, pins: list[str], platform: str) -> Path:
-    """`pip install --target` of these pins as Lambda's Python 3.14 on this platform would get them (cached)."""
-    digest = hashlib.sha256("\n".join([platform, LAMBDA_PYTHON, *sorted(pins)]).encode()).hexdigest()[:16]
-    site = SITES / f"{name}-py{LAMBDA_PYTHON}-{platform}-{digest}"
+def platform_site(name: str, pins: list[str], machine: str) -> Path:
+    """`pip install --target` of these pins as Lambda's Python 3.14 on this machine would get them (cached)."""
+    digest = hashlib.sha256("\n".join([machine, LAMBDA_PYTHON, *sorted(pins)]).encode()).hexdigest()[:16]
+    site = SITES / f"{name}-py{LAMBDA_PYTHON}-{machine}-{digest}"
     if not (site / ".complete").exists():
         shutil.rmtree(site, ignore_errors=True)
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--only-binary=:all:", "--no-deps"]
-        command += ["--python-version", LAMBDA_PYTHON, "--implementation", "cp", "--platform", platform]
+        command += ["--python-version", LAMBDA_PYTHON, "--implementation", "cp"]
+        for minor in range(LAMBDA_GLIBC_MINOR, 16, -1):  # every manylinux tag the image's glibc accepts
+            command += ["--platform", f"manylinux_2_{minor}_{machine}"]
+        command += ["--platform", f"manylinux2014_{machine}"]
         subprocess.run([*command, "--target", str(site), *pins], check=True)
         (site / ".complete").touch()
     return site
 
 
 def du_megabytes(folder: Path) -> float:
-    """Disk usage as `du -s` counts it (allocated 512-byte blocks, each inode once), in MB."""
+    """Disk usage as `du -sm` reports it: allocated 512-byte blocks, each inode once, in MiB."""
     seen, blocks = set(), 0
     for path in [folder, *folder.rglob("*")]:
         stat = path.lstat()
         if (stat.st_dev, stat.st_ino) not in seen:
             seen.add((stat.st_dev, stat.st_ino))
             blocks += stat.st_blocks
-    return blocks * 512 / 1e6
+    return blocks * 512 / 2**20
 
 
 def bench_inference_requirements() -> list[Row]:
@@ -81,12 +85,15 @@ def bench_inference_requirements() -> list[Row]:
     for arch, platform in PLATFORMS.items():
         size = du_megabytes(platform_site("inference", ours, platform))
         before = du_megabytes(platform_site("inference-scikit-learn", baseline, platform))
-        target, met = "<= 215 MB, no scikit-learn/scipy/joblib", size <= 215 and not forbidden
+        target, met = "<= 215 MiB, no scikit-learn/scipy/joblib", size <= 215 and not forbidden
         if arch != "x86_64":
             target, met = "report; no scikit-learn/scipy/joblib", not forbidden
-        value = f"{size:,.0f} MB" + (f" (holds {', '.join(forbidden)})" if forbidden else "")
-        figure, baseline = f"inference requirements, {arch}", f"scikit-learn way {before:,.0f} MB"
-        rows.append(Row("image weight, Python 3.14", figure, value, baseline, target, met))
+        value = f"{size:,.0f} MiB" + (f" (holds {', '.join(forbidden)})" if forbidden else "")
+        figure, compared = f"inference requirements, {arch}", f"scikit-learn way {before:,.0f} MiB"
+        rows.append(Row("image weight, Python 3.14", figure, value, compared, target, met))
+    train = ours + requirement_pins(ROOT / "deployment_model" / "train" / "requirements.txt")
+    size = du_megabytes(platform_site("train", train, PLATFORMS["x86_64"]))
+    rows.append(Row("image weight, Python 3.14", "train requirements, x86_64", f"{size:,.0f} MiB", "", "report"))
     return rows
 
 

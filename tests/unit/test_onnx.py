@@ -441,3 +441,14 @@ def test_the_cli_exports_an_old_version(local_service, capsys) -> None:
     answer = json.loads(capsys.readouterr().out)
     assert answer["statusCode"] == 200 and answer["derived_from"] == version and answer["published"] is True
     assert main(["--store-dir", store_dir, "export", "Model_ml", version[:-1] + "x"]) == 1  # unknown: 404
+
+
+def test_large_held_out_splits_are_verified_on_a_seeded_sample(seed_split) -> None:
+    from deployment_model.ml.onnx_verify import MAX_HELD_OUT_ROWS
+
+    dataset, x_train, _ = seed_split
+    scaler, knn = fitted_knn(seed_split, n_neighbors=3, weights="distance")
+    many = np.random.default_rng(3).uniform(x_train.min(axis=0), x_train.max(axis=0), (MAX_HELD_OUT_ROWS + 500, 2))
+    data = export_onnx(scaler, knn, 2)
+    verified = verify_onnx(data, metadata_for(dataset, data), scaler, knn, many, x_train)
+    assert verified.held_out_rows == MAX_HELD_OUT_ROWS and verified.probe_rows > 1000

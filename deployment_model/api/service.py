@@ -125,8 +125,9 @@ _ERROR_DESCRIPTIONS = {
     404: "Unknown model, version or data key.",
     409: "The stored version cannot be served (failed integrity check, other library versions, or no ONNX "
     "artifact yet: the message says how to convert it).",
-    413: "Too many rows in one request.",
-    422: "The model cannot be served through ONNX with scikit-learn's answers; nothing was published.",
+    413: "Too large: rows in one request, the body, the answer it would need, or the training CSV.",
+    422: "Nothing was published: the training cannot finish within a synchronous call's time (use an async job), "
+    "or its ONNX graph does not reproduce scikit-learn's answers (the message names the estimator).",
     503: "Storage unreachable; retry after Retry-After seconds.",
 }
 

@@ -33,7 +33,7 @@ from deployment_model.ml.onnx_model import (
     load_onnx_model,
     require_onnx,
 )
-from deployment_model.ml.prediction import Prediction
+from deployment_model.ml.prediction import Prediction, ResponseTooLargeError
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.models import store_from_environment
 from deployment_model.storage.objects import ArtifactIntegrityError, IncompatibleModelError
@@ -73,6 +73,7 @@ cache = ModelCache(
     load=load_onnx_version,
 )
 app = ServiceApp()
+register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(

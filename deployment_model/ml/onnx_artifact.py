@@ -40,6 +40,7 @@ def onnx_artifact(
     labels: Sequence[str],
     held_out: np.ndarray,
     training_rows: np.ndarray,
+    input_limits: Mapping[str, Any] | None = None,
 ) -> OnnxArtifact:
     """Export scaler + classifier and verify the graph, served as the inference function will serve it."""
     try:
@@ -51,6 +52,7 @@ def onnx_artifact(
             "feature_names": list(feature_names),
             "labels": list(labels),
             "onnx": {"opsets": opsets},
+            "input_limits": dict(input_limits or {}),
         }
         verified = verify_onnx(data, provisional, scaler, classifier, held_out, training_rows)
     except (OnnxExportError, OnnxVerificationError, OnnxModelError) as exc:
@@ -74,6 +76,7 @@ def onnx_artifact_of(trained: TrainedModel) -> OnnxArtifact:
         trained.labels,
         trained.held_out_rows,
         trained.training_rows,
+        trained.input_limits,
     )
 
 
@@ -94,4 +97,12 @@ def onnx_artifact_for_version(scaler: Any, classifier: Any, metadata: Mapping[st
     fitted = getattr(classifier, "_fit_X", None)  # KNN keeps its scaled training points: probe on them exactly
     training_rows = around if fitted is None else np.vstack([around, scaler.inverse_transform(fitted)])
     rows = held_out if held_out is not None else np.empty((0, len(mean)))
-    return onnx_artifact(scaler, classifier, metadata["feature_names"], metadata["labels"], rows, training_rows)
+    return onnx_artifact(
+        scaler,
+        classifier,
+        metadata["feature_names"],
+        metadata["labels"],
+        rows,
+        training_rows,
+        metadata.get("input_limits"),
+    )

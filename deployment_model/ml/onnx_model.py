@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime
 
-from deployment_model.ml.prediction import Prediction, check_magnitude, check_width
+from deployment_model.ml.prediction import Prediction, check_magnitude, check_request
 
 ONNX_KIND = "onnx"  # the version artifact kind: metadata `artifacts.onnx`, details in metadata `onnx`
 # Metadata property names written by ml/onnx_export.py (kept here so serving never imports the exporter).
@@ -92,11 +92,14 @@ class OnnxModel:
     label_array: np.ndarray = field(repr=False)  # labels as an array: class indexes -> labels in one operation
 
     def predict(self, rows: np.ndarray) -> Prediction:
-        """Scale-check the rows as ml/prediction.py does, then run the graph (scaler + classifier) on them."""
-        check_width(rows, self.feature_names, self.name)
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused just below
-            scaled = (rows - self.mean) / self.scale  # what StandardScaler.transform computes
-        check_magnitude(scaled, self.name)
+        """The checks ml/prediction.py makes (width, answer size, input limits), then the graph on the rows."""
+        if not check_request(self, rows, self.has_probabilities):  # a version without input_limits
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused just below
+                check_magnitude((rows - self.mean) / self.scale, self.name)  # what StandardScaler.transform does
+        return self.compute(rows)
+
+    def compute(self, rows: np.ndarray) -> Prediction:
+        """Run the graph (scaler + classifier) on rows already checked; labels from the argmax of probabilities."""
         label, second = self._run(np.ascontiguousarray(rows, dtype=np.float64))
         if self.has_probabilities:
             probabilities, classes = second, self.classes[second.argmax(axis=1)]

@@ -80,12 +80,12 @@ def verify_onnx(
         if not len(rows):
             continue
         scaled = scaler.transform(rows)
-        keep = (np.abs(scaled) < MAX_SCALED_MAGNITUDE).all(axis=1)  # the others are refused alike on both paths
+        keep = _served(model, rows, scaled)  # the others are refused alike on both paths
         rows, scaled = rows[keep], scaled[keep]
         if not len(rows):
             continue
         expected_classes, expected_probabilities = classify(classifier, scaled)
-        got = model.predict(rows)
+        got = model.compute(rows)
         if (expected_probabilities is None) != (got.probabilities is None):
             raise OnnxVerificationError(f"{_where(classifier, what)}: one gives probabilities and the other not")
         differs = np.asarray(expected_classes) != got.classes
@@ -100,6 +100,15 @@ def verify_onnx(
             _raise(classifier, what, rows, differs, expected_classes, expected_probabilities, got)
         counts[what] = len(rows)
     return Verified(model, counts["held-out"], counts["probe"], ties)
+
+
+def _served(model: OnnxModel, rows: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+    """Which rows serving answers rather than refuses: within input_limits, or (older versions) the magnitude."""
+    limits = model.metadata.get("input_limits")
+    if limits:
+        low, high = np.asarray(limits["min"], dtype=np.float64), np.asarray(limits["max"], dtype=np.float64)
+        return ((rows >= low) & (rows <= high)).all(axis=1)
+    return (np.abs(scaled) < MAX_SCALED_MAGNITUDE).all(axis=1)
 
 
 def _knn_ties(knn: KNeighborsClassifier, scaled: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from tests.conftest import ROOT
 def iris_three_classes() -> Dataset:
     """All four iris features and all three species: the multiclass case."""
     iris = load_iris()
-    return Dataset(iris.data, iris.target, list(iris.feature_names), list(iris.target_names), "iris-3")
+    return Dataset(iris.data, iris.target, list(iris.feature_names), list(iris.target_names), "iris-3", "iris-3")
 
 
 def split(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +209,7 @@ def test_knn_rows_with_equally_far_neighbours_are_allowed_counted_and_only_those
     scaled = scaler.transform(queries)
     assert (knn.predict(scaled) != reordered.predict(scaled)).any()  # the premise: scikit-learn is order-bound here
 
-    dataset = Dataset(rows, target, ["w", "l"], list(iris.target_names), "grid")
+    dataset = Dataset(rows, target, ["w", "l"], list(iris.target_names), "grid", "grid")
     data = export_onnx(scaler, knn, 2)
     verified = verify_onnx(data, metadata_for(dataset, data), scaler, knn, queries, rows)
     got = verified.model.predict(queries)
@@ -437,10 +437,12 @@ def test_the_cli_exports_an_old_version(local_service, capsys) -> None:
 
     version = old_version(local_service)
     store_dir = os.environ["MODEL_STORE_DIR"]
-    assert main(["--store-dir", store_dir, "export", "Model_ml", version, "--publish"]) == 0
+    capsys.readouterr()
+    assert main(["--store-dir", store_dir, "--json", "models", "export", "Model_ml", version, "--publish"]) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["statusCode"] == 200 and answer["derived_from"] == version and answer["published"] is True
-    assert main(["--store-dir", store_dir, "export", "Model_ml", version[:-1] + "x"]) == 1  # unknown: 404
+    assert answer["derived_from"] == version and answer["published"] is True
+    assert main(["--store-dir", store_dir, "models", "export", "Model_ml", version[:-1] + "0"]) == 1  # unknown
+    assert "has no version" in capsys.readouterr().err
 
 
 def test_large_held_out_splits_are_verified_on_a_seeded_sample(seed_split) -> None:
@@ -452,3 +454,11 @@ def test_large_held_out_splits_are_verified_on_a_seeded_sample(seed_split) -> No
     data = export_onnx(scaler, knn, 2)
     verified = verify_onnx(data, metadata_for(dataset, data), scaler, knn, many, x_train)
     assert verified.held_out_rows == MAX_HELD_OUT_ROWS and verified.probe_rows > 1000
+
+
+def test_knn_input_limits_stop_before_every_distance_ties(local_service) -> None:
+    """A new version's input_limits refuse the all-tie rows too (1e30 standard deviations out), and only those."""
+    local_service.train({})
+    far = local_service.predict({"x_test": [1e30, 1e30]})
+    assert far["statusCode"] == 400 and "every training point is equally far" in far["message"]
+    assert local_service.predict({"x_test": [1e6, -1e6]})["statusCode"] == 200

@@ -201,9 +201,7 @@ def _convert_knn(scope: Any, operator: Any, container: Any) -> None:
         sorted=1,
     )
     neighbour_class = node("Gather", [constant("fit_classes", np.asarray(knn._y), TensorProto.INT64), top[1]], "nc")
-    class_range = constant("class_range", np.arange(n_classes).reshape(1, 1, -1), TensorProto.INT64)
-    is_class = node("Equal", [node("Unsqueeze", [neighbour_class, axes(2)], "nc3"), class_range], "is_class")
-    one_hot = node("Cast", [is_class], "one_hot", to=TensorProto.DOUBLE)  # rows x k x classes
+    weight = None  # uniform: every neighbour counts 1
     if knn.weights == "distance":
         if to_distance == "sqrt":
             distance = node("Sqrt", [top[0]], "distance")
@@ -224,12 +222,15 @@ def _convert_knn(scope: Any, operator: Any, container: Any) -> None:
         )
         inverse = node("Div", [constant("one", np.array(1.0)), distance], "inverse")
         weight = node("Where", [row_has_zero, at_zero_weight, inverse], "weight")
-        one_hot = node(
-            "Mul",
-            [one_hot, node("Unsqueeze", [weight, axes(2)], "w3")],
-            "weighted",
-        )
-    votes = node("ReduceSum", [one_hot, axes(1)], "votes", keepdims=0)
+    class_votes = []  # one rows x k pass per class: cheaper than a rows x k x classes one-hot
+    for index in range(n_classes):
+        is_class = node("Equal", [neighbour_class, constant("class", np.array(index), TensorProto.INT64)], "is_c")
+        if weight is None:
+            vote = node("Cast", [is_class], "vote", to=TensorProto.DOUBLE)
+        else:
+            vote = node("Where", [is_class, weight, constant("zero", np.array(0.0))], "vote")
+        class_votes.append(node("ReduceSum", [vote, axes(1)], "class_votes", keepdims=1))
+    votes = class_votes[0] if n_classes == 1 else node("Concat", class_votes, "votes", axis=1)
     total = node("ReduceSum", [votes, axes(1)], "total", keepdims=1)
     zero_total = node("Equal", [total, constant("zero", np.array(0.0))], "zero_total")
     total = node("Where", [zero_total, constant("one", np.array(1.0)), total], "normalizer")

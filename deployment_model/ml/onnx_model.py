@@ -82,6 +82,7 @@ class OnnxModel:
     version: str
     metadata: dict[str, Any]
     session: onnxruntime.InferenceSession = field(repr=False)
+    input_name: str
     classes: np.ndarray = field(repr=False)  # class value per probability column
     mean: np.ndarray = field(repr=False)
     scale: np.ndarray = field(repr=False)
@@ -110,7 +111,7 @@ class OnnxModel:
     def _run(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         step = self.rows_per_run or len(rows)
         if len(rows) <= step:
-            label, second = self.session.run(None, {self.session.get_inputs()[0].name: rows})
+            label, second = self.session.run(None, {self.input_name: rows})
             return label, second
         parts = [self._run(rows[start : start + step]) for start in range(0, len(rows), step)]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -119,10 +120,12 @@ class OnnxModel:
 def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:
     """An OnnxModel from verified bytes (their digest already checked) and the version's metadata."""
     where = f"model {metadata['name']!r} version {metadata['version']}"
-    check_opsets(dict(metadata.get("onnx", {}).get("opsets", {})), where)
     try:
-        session = new_session(data)
+        session = new_session(data)  # onnxruntime refuses opsets it does not implement
     except Exception as exc:  # onnxruntime raises its own exception types, not exported for catching
+        # Then say why in words: a newer opset than this onnxruntime implements, or bytes that are not a graph.
+        # (Reading the schemas costs ~50 ms: only on this path, not on every cold start.)
+        check_opsets(dict(metadata.get("onnx", {}).get("opsets", {})), where)
         raise OnnxModelError(f"{where}: its ONNX artifact cannot be loaded by onnxruntime: {exc}") from None
     properties = session.get_modelmeta().custom_metadata_map
     try:
@@ -137,6 +140,7 @@ def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:
         version=str(metadata["version"]),
         metadata=dict(metadata),
         session=session,
+        input_name=session.get_inputs()[0].name,
         classes=np.asarray(values[PROP_CLASSES], dtype=np.int64),
         mean=np.asarray(values[PROP_MEAN], dtype=np.float64),
         scale=np.asarray(values[PROP_SCALE], dtype=np.float64),

@@ -462,3 +462,15 @@ def test_knn_input_limits_stop_before_every_distance_ties(local_service) -> None
     far = local_service.predict({"x_test": [1e30, 1e30]})
     assert far["statusCode"] == 400 and "every training point is equally far" in far["message"]
     assert local_service.predict({"x_test": [1e6, -1e6]})["statusCode"] == 200
+
+
+def test_a_graph_stamped_with_an_opset_onnxruntime_lacks_is_refused_as_incompatible(seed_split) -> None:
+    dataset, *_ = seed_split
+    scaler, knn = fitted_knn(seed_split)
+    graph = onnx.load_from_string(export_onnx(scaler, knn, 2))
+    for entry in graph.opset_import:
+        if entry.domain == "":
+            entry.version = 999
+    future = graph.SerializeToString()
+    with pytest.raises(UnsupportedOpsetError, match=r"needs ONNX opsets \{'ai.onnx': 999\}.*onnxruntime 1\."):
+        load_onnx_model(future, metadata_for(dataset, future))

@@ -189,7 +189,7 @@ def bench_warm(inference: Any, train: Any, s3: Any, quick: bool) -> list[Row]:
             if n_rows == 1:
                 added = p50 - floor[0]
                 target, met = "<= 150 us over the floor", added <= 150e-6
-                value = f"{us(p50)} / {us(p99)} (+{us(added)})"
+                value = f"{us(p50)} / {us(p99)} ({'+' if added >= 0 else '-'}{us(abs(added))})"
             else:
                 target, met = "<= 1.5x the floor", p50 <= 1.5 * floor[0]
                 value = f"{ms(p50)} / {ms(p99)} ({p50 / floor[0]:.2f}x)"

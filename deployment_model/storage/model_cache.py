@@ -12,14 +12,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-from deployment_model.storage.models import LoadedModel, ModelStore
+from deployment_model.storage.models import ModelStore
 from deployment_model.storage.objects import ArtifactIntegrityError, IncompatibleModelError, StoreUnavailableError
+
+
+class Served(Protocol):
+    """What the cache holds: a loaded version (the store's LoadedModel, or what `load` builds, e.g. ONNX)."""
+
+    name: str
+    version: str
 
 
 @dataclass
 class _Published:
-    model: LoadedModel
+    model: Served
     checked_at: float
 
 
@@ -36,10 +44,10 @@ class ModelCache:
         ttl_seconds: float,
         *,
         logger: logging.Logger | None = None,
-        on_load: Callable[[LoadedModel, float], None] | None = None,
+        on_load: Callable[[Served, float], None] | None = None,
         max_pinned: int = 8,
         clock: Callable[[], float] = time.monotonic,
-        load: Callable[[str, str, str | None], LoadedModel] | None = None,
+        load: Callable[[str, str, str | None], Served] | None = None,
     ) -> None:
         """load(name, version, metadata_sha256) builds what is served; by default the store's joblib load."""
         self.store = store
@@ -50,14 +58,14 @@ class ModelCache:
         self._max_pinned = max_pinned
         self._clock = clock
         self._latest: dict[str, _Published] = {}
-        self._pinned: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._pinned: OrderedDict[tuple[str, str], Served] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, name: str, version: str | None = None) -> LoadedModel:
+    def get(self, name: str, version: str | None = None) -> Served:
         with self._lock:
             return self._pinned_version(name, version) if version else self._latest_version(name)
 
-    def _latest_version(self, name: str) -> LoadedModel:
+    def _latest_version(self, name: str) -> Served:
         now = self._clock()
         held = self._latest.get(name)
         if held and now - held.checked_at < self.ttl_seconds:
@@ -80,7 +88,7 @@ class ModelCache:
         self._latest[name] = _Published(loaded, now)
         return loaded
 
-    def _pinned_version(self, name: str, version: str) -> LoadedModel:
+    def _pinned_version(self, name: str, version: str) -> Served:
         held = self._latest.get(name)
         if held and held.model.version == version:
             return held.model
@@ -94,7 +102,7 @@ class ModelCache:
             self._pinned.popitem(last=False)
         return loaded
 
-    def _load(self, name: str, version: str, metadata_sha256: str | None) -> LoadedModel:
+    def _load(self, name: str, version: str, metadata_sha256: str | None) -> Served:
         started = time.perf_counter()
         loaded = self._load_version(name, version, metadata_sha256)
         seconds = time.perf_counter() - started

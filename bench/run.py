@@ -145,7 +145,9 @@ def bench_training(train: Any, s3: Any, quick: bool) -> list[Row]:
 
 def scikit_learn_objects(train: Any, name: str) -> tuple[Any, Any]:
     """The published version's classifier and scaler as the train function stored them (joblib): the floor."""
-    loaded = train.store.load(name)
+    from deployment_model.ml.artifacts import MODEL_KINDS, load_model
+
+    loaded = load_model(train.registry.load(name, None, MODEL_KINDS))
     return loaded.model, loaded.scaler
 
 
@@ -164,7 +166,7 @@ def bench_warm(inference: Any, train: Any, s3: Any, quick: bool) -> list[Row]:
     model, scaler = scikit_learn_objects(train, "Model_ml")
     store_the_seeds_way(s3, model, scaler, SEED_MODEL_KEY, SEED_SCALER_KEY)
     requests = {"count": 0}
-    client = inference.cache.store.objects._client
+    client = inference.registry.objects.inner._client  # the S3 store inside the time guard
     client.meta.events.register("before-send.s3", lambda **_: requests.__setitem__("count", requests["count"] + 1))
 
     rows, context = [], Context()

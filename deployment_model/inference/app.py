@@ -1,4 +1,5 @@
-"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model.
+"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model; and the
+registry's read routes (list models, show a model or a version, history), under its read-only role.
 
 It serves each version's ONNX graph with onnxruntime: no scikit-learn, scipy or joblib in this image, and
 nothing unpickled. A version trained before ONNX answers 409 with how to convert it.
@@ -10,10 +11,11 @@ import os
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
-from deployment_model.api.schemas import PredictRequest, PredictResponse
+from deployment_model.api.registry_schemas import History, ModelDetail, ModelsPage, VersionDetail
+from deployment_model.api.schemas import Name, PredictRequest, PredictResponse, Version
 from deployment_model.api.service import (
     ApiError,
     ServiceApp,
@@ -25,55 +27,45 @@ from deployment_model.api.service import (
     route_responses,
 )
 from deployment_model.ml.onnx_model import (
-    ONNX_KIND,
     OnnxModel,
     OnnxModelError,
     OnnxUnavailableError,
     UnsupportedOpsetError,
-    load_onnx_model,
-    require_onnx,
+    load_stored_version,
 )
 from deployment_model.ml.prediction import Prediction, ResponseTooLargeError
 from deployment_model.storage.model_cache import ModelCache
-from deployment_model.storage.models import store_from_environment
-from deployment_model.storage.objects import ArtifactIntegrityError, IncompatibleModelError
-
-
-class NotExportedError(IncompatibleModelError):
-    """A version with no ONNX artifact (trained before ONNX): the message says how to convert it."""
-
-
-register_error(NotExportedError, HTTPStatus.CONFLICT, "model_not_exported")
-store = store_from_environment()
-
-
-def load_onnx_version(name: str, version: str, metadata_sha256: str | None) -> OnnxModel:
-    """What this function serves of a version: its metadata and its ONNX graph, both digest-checked."""
-    metadata = store.load_metadata(name, version, metadata_sha256)
-    try:
-        require_onnx(metadata)
-        return load_onnx_model(store.artifact_bytes(metadata, ONNX_KIND), metadata)
-    except OnnxUnavailableError as exc:
-        raise NotExportedError(str(exc)) from None
-    except UnsupportedOpsetError as exc:
-        raise IncompatibleModelError(str(exc)) from None
-    except OnnxModelError as exc:
-        raise ArtifactIntegrityError(str(exc)) from None
+from deployment_model.storage.registry import StoredVersion, registry_from_environment
 
 
 def _record_load(loaded: OnnxModel, seconds: float) -> None:
     metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
 
 
+def _load(stored: StoredVersion) -> OnnxModel:
+    return load_stored_version(stored, registry.read_artifact)
+
+
+registry = registry_from_environment()
 cache = ModelCache(
-    store,
+    registry,
+    _load,
     ttl_seconds=float(os.environ.get("MODEL_CACHE_TTL_SECONDS", "60")),
+    kinds=(),  # the metadata first: a version without an ONNX graph is a 409 saying how to convert it
+    load_errors=(OnnxModelError, OnnxUnavailableError),
     logger=logger,
     on_load=_record_load,
-    load=load_onnx_version,
 )
 app = ServiceApp()
 register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
+register_error(OnnxUnavailableError, HTTPStatus.CONFLICT, "model_not_exported")
+register_error(UnsupportedOpsetError, HTTPStatus.CONFLICT, "model_incompatible")
+register_error(OnnxModelError, HTTPStatus.CONFLICT, "model_integrity_error")
+ModelName = Annotated[Name, Path(description="The model's name.")]
+ModelVersion = Annotated[Version, Path(description="A version id.")]
+NextToken = Annotated[
+    str | None, Query(max_length=2048, description="The next_token of the previous page; omitted: the first page.")
+]
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(
@@ -114,6 +106,66 @@ def _prediction_response(loaded: OnnxModel, prediction: Prediction, single_row: 
         "model_version": loaded.version,
         "rows": len(prediction.labels),
     }
+
+
+@app.get(
+    "/models",
+    summary="List the models, each with its published version and how many versions it has",
+    responses=route_responses(ModelsPage, "One page of models, by name", 400, 503),
+)
+def list_models(
+    limit: Annotated[int, Query(ge=1, le=100, description="Models per page (1-100).")] = 50,
+    next_token: NextToken = None,
+) -> ModelsPage:
+    page = registry.list_models(limit=limit, next_token=next_token)
+    return ModelsPage.model_validate({"models": [vars(item) for item in page.items], "next_token": page.next_token})
+
+
+@app.get(
+    "/models/<name>",
+    summary="Show a model: its published version and its versions (newest first) with their metrics",
+    responses=route_responses(ModelDetail, "The model and one page of its versions", 400, 404, 409, 503),
+)
+def show_model(
+    name: ModelName,
+    limit: Annotated[int, Query(ge=1, le=100, description="Versions per page (1-100).")] = 20,
+    next_token: NextToken = None,
+) -> ModelDetail:
+    pointer, page = registry.list_versions(name, limit=limit, next_token=next_token)
+    return ModelDetail.model_validate(
+        {
+            "name": name,
+            "published_version": pointer.version if pointer else None,
+            "published_at": pointer.published_at if pointer else None,
+            "versions": page.items,
+            "next_token": page.next_token,
+        }
+    )
+
+
+@app.get(
+    "/models/<name>/versions/<version>",
+    summary="A version's metadata as recorded at training, and whether it is published",
+    responses=route_responses(VersionDetail, "The version's metadata", 400, 404, 409, 503),
+)
+def show_version(name: ModelName, version: ModelVersion) -> VersionDetail:
+    metadata = registry.get_version(name, version)
+    pointer = registry.published_or_none(name)
+    return VersionDetail.model_validate({**metadata, "published": pointer is not None and pointer.version == version})
+
+
+@app.get(
+    "/models/<name>/history",
+    summary="Every change of the published version, newest first: who moved it, when, and why",
+    responses=route_responses(History, "The model's history", 400, 404, 409, 503),
+)
+def model_history(
+    name: ModelName,
+    limit: Annotated[int, Query(ge=1, le=100, description="Events per page (1-100).")] = 50,
+    next_token: NextToken = None,
+) -> History:
+    page = registry.history(name, limit=limit, next_token=next_token)
+    return History.model_validate({"name": name, "events": page.items, "next_token": page.next_token})
 
 
 lambda_handler = entry_point(app, direct_path="/predict")

@@ -9,10 +9,10 @@ same as ml/prediction.py's: the same row checks, labels from the argmax of the p
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime
@@ -117,9 +117,26 @@ class OnnxModel:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+class StoredVersion(Protocol):
+    """What the registry hands over: a version's name, id and (digest-checked) metadata."""
+
+    name: str
+    version: str
+    metadata: dict[str, Any]
+
+
+def load_stored_version(stored: StoredVersion, read_artifact: Callable[[str, str, str], bytes]) -> OnnxModel:
+    """What serving builds from a registry version: its ONNX graph (read_artifact checks the digest)."""
+    require_onnx(stored.metadata)
+    return load_onnx_model(read_artifact(stored.name, stored.version, ONNX_KIND), stored.metadata)
+
+
 def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:
     """An OnnxModel from verified bytes (their digest already checked) and the version's metadata."""
     where = f"model {metadata['name']!r} version {metadata['version']}"
+    features, labels = metadata.get("feature_names"), metadata.get("labels")
+    if not isinstance(features, list) or not features or not isinstance(labels, list) or len(labels) < 2:
+        raise OnnxModelError(f"{where}: its metadata has no valid feature_names and labels")
     try:
         session = new_session(data)  # onnxruntime refuses opsets it does not implement
     except Exception as exc:  # onnxruntime raises its own exception types, not exported for catching

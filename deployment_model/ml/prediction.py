@@ -70,7 +70,7 @@ def check_answer_size(rows: int, labels: Sequence[str], probabilities: bool, mod
 def predict(loaded: Any, rows: np.ndarray) -> Prediction:
     """Scale with the run's own scaler, then classify; one pass gives both labels and probabilities.
 
-    `loaded` is a storage LoadedModel: name, feature_names, labels, label_array, metadata, scaler, model.
+    `loaded` is a LoadedModel (ml/artifacts.py): name, feature_names, labels, label_array, metadata, scaler, model.
     """
     limits = check_request(loaded, rows, hasattr(loaded.model, "predict_proba"))
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused just below

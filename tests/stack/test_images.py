@@ -157,6 +157,15 @@ def test_the_inference_image_carries_no_training_library_and_no_training_code(tm
     assert present == []  # the test above proves the image starts and answers without them
     package = assemble_task_root(inference_plan, tmp_path) / "deployment_model"
     copied = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
-    assert {"api/service.py", "storage/models.py", "ml/prediction.py", "ml/onnx_model.py", "inference/app.py"} <= copied
-    assert not {"ml/training.py", "ml/onnx_export.py", "ml/onnx_verify.py", "ml/onnx_artifact.py"} & copied
+    assert {
+        "api/service.py",
+        "storage/registry.py",
+        "ml/prediction.py",
+        "ml/onnx_model.py",
+        "inference/app.py",
+    } <= copied
+    assert (
+        not {"ml/training.py", "ml/artifacts.py", "ml/onnx_export.py", "ml/onnx_verify.py", "ml/onnx_artifact.py"}
+        & copied
+    )
     assert not any(p.startswith(("local/", "train/")) for p in copied)

@@ -366,9 +366,9 @@ def test_the_inference_function_serves_without_scikit_learn_scipy_or_joblib(loca
 
 def test_training_stores_a_verified_onnx_artifact_in_the_same_version(local_service) -> None:
     trained = local_service.train({})
-    metadata = local_service.train_module.store.load_metadata("Model_ml", trained["model_version"])
+    metadata = local_service.train_module.registry.get_version("Model_ml", trained["model_version"])
     assert set(metadata["artifacts"]) == {"model", "scaler", "onnx"}  # joblib stays the system of record
-    assert metadata["artifacts"]["onnx"]["key"].endswith("/Model_ml.onnx")
+    assert metadata["artifacts"]["onnx"]["key"].endswith("/onnx/Model_ml.onnx")
     assert metadata["onnx"]["opsets"] and metadata["onnx"]["verified_on"]["held_out_rows"] == 45
     assert "derived_from" not in metadata
     assert local_service.predict({"x_test": [2.0, 5.5]})["result"] == "virginica"
@@ -389,14 +389,19 @@ def test_a_model_that_fails_verification_is_not_published_and_the_answer_says_wh
     assert "not published" in answer["message"]
     missing = local_service.predict({"x_test": [2.0, 5.5]})
     assert missing["statusCode"] == 404  # no version went live
+    assert local_service.train_module.registry.list_models().items == []  # nor was a version stored
 
 
 def old_version(local_service) -> str:
     """A version as the service wrote them before ONNX: joblib model and scaler only."""
-    dataset = iris_dataset()
-    trained = train_model(dataset)
-    store = local_service.train_module.store
-    return store.publish("Model_ml", "scaler", trained.model, trained.scaler, trained.summary())["version"]
+    from deployment_model.ml.artifacts import model_artifacts, model_metadata
+
+    trained = train_model(iris_dataset())
+    registry = local_service.train_module.registry
+    artifacts = model_artifacts("Model_ml", "scaler", trained.model, trained.scaler)
+    version = registry.create_version("Model_ml", artifacts, model_metadata(trained.summary(), "scaler"))["version"]
+    registry.publish("Model_ml", version, reason="trained before ONNX serving")
+    return version
 
 
 def test_a_version_without_onnx_answers_409_saying_how_to_convert_it(local_service) -> None:
@@ -420,7 +425,7 @@ def test_exporting_an_old_version_makes_a_new_verified_version_published_only_if
     answer = local_service.train(proxy_event(path, {"publish": True}))
     assert answer["statusCode"] == 200 and body_of(answer)["published"] is True
     new = body_of(answer)["model_version"]
-    metadata = local_service.train_module.store.load_metadata("Model_ml", new)
+    metadata = local_service.train_module.registry.get_version("Model_ml", new)
     assert metadata["derived_from"] == version and metadata["onnx"]["verified_on"]["held_out_rows"] == 45
     assert metadata["params"] == {"n_neighbors": 3, "weights": "distance"}
     served = local_service.predict({"x_test": [2.0, 5.5]})

@@ -27,8 +27,10 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -66,6 +68,18 @@ logger = Logger(service=SERVICE_NAME)
 # Powertools' routing logs each route's arguments (path and query values) at DEBUG: not a client's values.
 logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
+
+# The API Gateway event being answered ({} for a direct invocation): for an operation that reads headers.
+current_event: ContextVar[Mapping[str, Any]] = ContextVar("current_event", default=MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An operation's answer other than a plain 200: e.g. 202 Accepted with a Location header."""
+
+    status: HTTPStatus
+    body: BaseModel
+    headers: Headers
 
 
 def answer_for(exc: Exception, request_id: str) -> Answer:
@@ -120,6 +134,7 @@ class ServiceApp(APIGatewayRestResolver):
         )
         self.operations: dict[str, Operation] = {}
         self.exception_handler(Exception)(self._answer_exception)
+        self.exception_handler(RequestValidationError)(self._answer_invalid_parameters)
         self.not_found(self._answer_not_found)
         self.configure_openapi(
             security_schemes={"ApiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)}, security=[{"ApiKey": []}]
@@ -154,6 +169,8 @@ class ServiceApp(APIGatewayRestResolver):
             return validation_answer(issues, list(operation.request_model.model_fields))
         except Exception as exc:
             return answer_for(exc, request_id)
+        if isinstance(result, Answered):
+            return int(result.status), result.body.model_dump(mode="json"), result.headers
         return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
 
     @property
@@ -186,6 +203,10 @@ class ServiceApp(APIGatewayRestResolver):
         routes = (f"{m} {p}" for m, p, _ in self.routes)
         return _response(*route_not_found_answer(method, path, routes, server="this function"))
 
+    def _answer_invalid_parameters(self, exc: RequestValidationError) -> Response:
+        """A path or query parameter that fails its declared type or bounds: 400 naming it, as for bodies."""
+        return _response(*validation_answer(list(exc.errors())))
+
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
             return _response(*validation_answer(exc.errors()))
@@ -208,8 +229,14 @@ def check_bucket(name_bucket: str | None) -> None:
     )
 
 
-def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaContext], dict[str, Any]]:
+def entry_point(
+    app: ServiceApp,
+    direct_path: str,
+    sqs_handler: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] | None = None,
+) -> Callable[[Any, LambdaContext], dict[str, Any]]:
     """A function's `lambda_handler`: logs carry the request id, metrics are flushed, every event is answered.
+
+    sqs_handler answers the events of an SQS event source mapping (Records from aws:sqs), if the function has one.
 
     Call it last in the handler module: it also freezes what init loaded, so that the garbage collector
     afterwards only scans what requests allocate.
@@ -222,6 +249,8 @@ def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaConte
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
     def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+        if sqs_handler is not None and is_sqs_event(event):
+            return sqs_handler(event, context)
         return handle_event(app, event, context, direct_path)
 
     gc.freeze()
@@ -232,6 +261,15 @@ def is_api_gateway_event(event: Any) -> bool:
     return isinstance(event, dict) and ("httpMethod" in event or "requestContext" in event)
 
 
+def is_sqs_event(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        bool(records)
+        and isinstance(records, list)
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
+    )
+
+
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
     # A request allocates many small objects (a list per row) and makes no reference cycles worth chasing
@@ -240,7 +278,9 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     try:
         with storage_deadline(_storage_seconds(event, context)):
             if is_api_gateway_event(event):
+                current_event.set(event)
                 return _answer_proxy_event(app, event, context)
+            current_event.set({})
             status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
             return {"statusCode": status, **_plain_json(body)}
     except Exception as exc:  # last resort: Lambda would turn an escaped exception into a bare 502

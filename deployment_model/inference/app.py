@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from deployment_model.api.jobs import register_job_routes
 from deployment_model.api.registry_schemas import History, ModelDetail, ModelsPage, VersionDetail
 from deployment_model.api.schemas import Name, PredictRequest, PredictResponse, Version
 from deployment_model.api.service import (
@@ -34,6 +35,7 @@ from deployment_model.ml.onnx_model import (
     load_stored_version,
 )
 from deployment_model.ml.prediction import Prediction, ResponseTooLargeError
+from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.registry import StoredVersion, registry_from_environment
 
@@ -66,6 +68,9 @@ ModelVersion = Annotated[Version, Path(description="A version id.")]
 NextToken = Annotated[
     str | None, Query(max_length=2048, description="The next_token of the previous page; omitted: the first page.")
 ]
+# Job status routes are read-only, like everything this function does (see README, Training jobs).
+jobs = JobStore(registry.objects)
+register_job_routes(app, jobs)
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(

@@ -23,6 +23,8 @@ ROUTES = {
     ("/models/{name}/versions/{version}", "delete"): "TrainFunction",
     ("/models/{name}", "delete"): "TrainFunction",
     ("/models/{name}/versions/{version}/export", "post"): "TrainFunction",
+    ("/train/jobs", "get"): "InferenceFunction",  # job status reads (test_jobs_stack.py)
+    ("/train/jobs/{job_id}", "get"): "InferenceFunction",
 }
 PATHS = {path for path, _ in ROUTES}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
@@ -123,23 +125,24 @@ def _resources(statement: dict[str, Any]) -> list[Any]:
     return resource if isinstance(resource, list) else [resource]
 
 
-def _models_only(resource: Any) -> bool:
-    return resource == {"Fn::Sub": "${ModelBucket.Arn}/models/*"}
+def _service_prefixes_only(resource: Any) -> bool:
+    """Models and job records: the keys the service owns; never a user's data."""
+    return resource in ({"Fn::Sub": "${ModelBucket.Arn}/models/*"}, {"Fn::Sub": "${ModelBucket.Arn}/jobs/*"})
 
 
-def test_the_inference_role_reads_and_lists_only_models_and_cannot_write(cfn: dict[str, Any]) -> None:
+def test_the_inference_role_reads_and_lists_only_models_and_job_records_and_cannot_write(cfn: dict[str, Any]) -> None:
     statements = s3_statements(cfn["Resources"]["InferenceFunctionRole"])
     actions = {action for statement in statements for action in statement["Action"]}
     assert actions == {"s3:GetObject", "s3:ListBucket"}, actions
     for statement in statements:
         if "s3:GetObject" in statement["Action"]:
-            assert all(_models_only(r) for r in _resources(statement)), statement
+            assert all(_service_prefixes_only(r) for r in _resources(statement)), statement
         if "s3:ListBucket" in statement["Action"]:
             assert _resources(statement) == [{"Fn::GetAtt": ["ModelBucket", "Arn"]}]
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["models/*"]}}, statement
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["models/*", "jobs/*"]}}, statement
 
 
-def test_the_train_role_touches_only_the_model_bucket_and_deletes_only_models(cfn: dict[str, Any]) -> None:
+def test_the_train_role_touches_only_its_bucket_and_deletes_only_models_and_job_records(cfn: dict[str, Any]) -> None:
     role = cfn["Resources"]["TrainFunctionRole"]
     statements = s3_statements(role)
     actions = {action for statement in statements for action in statement["Action"]}
@@ -148,7 +151,7 @@ def test_the_train_role_touches_only_the_model_bucket_and_deletes_only_models(cf
         for resource in _resources(statement):
             assert resource != "*" and json.dumps(resource).count("ModelBucket") == 1, resource
         if "s3:DeleteObject" in statement["Action"]:
-            assert all(_models_only(r) for r in _resources(statement)), statement
+            assert all(_service_prefixes_only(r) for r in _resources(statement)), statement
         assert not any(a.startswith("s3:Delete") for a in statement["Action"] if a != "s3:DeleteObject")
 
 

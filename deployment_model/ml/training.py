@@ -83,6 +83,9 @@ class TrainedModel:
     training_data_sha256: str = ""
     training_data_etag: str | None = None
     input_limits: dict[str, Any] = field(default_factory=dict)
+    # The raw rows of the split, for checking an export against the model (ml/onnx_artifact.py); not metadata.
+    training_rows: np.ndarray | None = field(default=None, repr=False)
+    held_out_rows: np.ndarray | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-safe facts of this run: recorded in the version's metadata (the response shows most)."""
@@ -138,13 +141,7 @@ def train_model(
     started = time.perf_counter()
     grids = grids if grids is not None else resolve_grids(None)
     check_enough_rows(dataset.target, dataset.labels)
-    x_train, x_test, y_train, y_test = train_test_split(
-        dataset.features,
-        dataset.target,
-        test_size=TEST_SIZE,
-        stratify=dataset.target,
-        random_state=RANDOM_STATE,
-    )
+    x_train, x_test, y_train, y_test = split(dataset)
     scaler = StandardScaler().fit(x_train)
     x_train_scaled, x_test_scaled = scaler.transform(x_train), scaler.transform(x_test)
 
@@ -211,6 +208,15 @@ def train_model(
         training_data_sha256=dataset.sha256,
         training_data_etag=dataset.etag,
         input_limits=input_limits,
+        training_rows=x_train,
+        held_out_rows=x_test,
+    )
+
+
+def split(dataset: Dataset) -> list[np.ndarray]:
+    """x_train, x_test, y_train, y_test: the stratified 70/30 split, the same for the same data every time."""
+    return train_test_split(
+        dataset.features, dataset.target, test_size=TEST_SIZE, stratify=dataset.target, random_state=RANDOM_STATE
     )
 
 

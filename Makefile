@@ -17,7 +17,7 @@ SWAGGER_UI_INTEGRITY := sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8C
 SWAGGER_UI := .vendor/swagger-ui
 SWAGGER_UI_STAMP := $(SWAGGER_UI)/.installed-$(SWAGGER_UI_VERSION)
 
-.PHONY: run test tools swagger-ui bench lint format openapi diagram clean
+.PHONY: run test tools swagger-ui bench lint format openapi diagram mutation clean
 
 ## run: serve the API on http://127.0.0.1:3000 (models in .model-store/), /docs to try it; another port: make run PORT=3001
 run: $(RUN_STAMP)
@@ -63,6 +63,16 @@ openapi: $(RUN_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench.run --record docs/performance.md
 
+# The modules `make mutation` mutates (pyproject's [tool.mutmut] only_mutate lists the same); one worker by default.
+MODULES ?= api/errors ml/input_limits ml/budget ml/candidates ml/datasets ml/prediction storage/objects \
+  storage/registry storage/publishing storage/model_cache storage/jobs
+MUTATION_WORKERS ?= 1
+
+## mutation: mutation testing of the core modules by the unit tests, then the score; a subset: make mutation MODULES=storage/model_cache
+mutation: $(DEV_STAMP)
+	$(BIN)/mutmut run --max-children $(MUTATION_WORKERS) $(foreach m,$(MODULES),'deployment_model.$(subst /,.,$(m)).*')
+	$(BIN)/mutmut results --all true | $(BIN)/python tests/mutation_score.py $(MODULES)
+
 ## diagram: redraw images/architecture.{png,svg} from images/architecture.dot (needs Graphviz: apt-get install graphviz)
 diagram:
 	dot -Tpng -Gdpi=110 images/architecture.dot -o images/architecture.png
@@ -87,4 +97,4 @@ $(TOOLS)/%/.installed: .ci/tools-%.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .vendor .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(TOOLS) .vendor mutants .pytest_cache .ruff_cache .hypothesis build *.egg-info

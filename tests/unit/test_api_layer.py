@@ -262,6 +262,7 @@ def test_is_base64_encoded_true_as_a_string_decodes_the_body(local_service: Serv
         (gzip.compress(b'{"x_test": [1, 2]}'), ["gzip", "uncompressed JSON"]),
         ("é".encode("latin-1") + b'{"x_test": [1, 2]}', ["not UTF-8", "JSON object in UTF-8"]),
     ],
+    ids=["gzip", "latin-1"],  # printable test ids, which `make mutation` can select by name
 )
 def test_a_compressed_or_non_utf8_body_is_named_as_such(local_service: Service, raw: bytes, words: list[str]) -> None:
     event = proxy_event("/predict", None, raw=base64.b64encode(raw).decode(), base64_encoded=True)

@@ -229,3 +229,34 @@ def test_loads_are_reported(registry, trained) -> None:
     cache.get("Model_ml")
     cache.get("Model_ml")
     assert [v for v, _ in loads] == [version] and loads[0][1] > 0
+
+
+def test_pinning_the_published_version_reuses_what_is_held(objects, registry, trained) -> None:
+    clock = Clock()
+    published = publish(registry, trained)["version"]
+    cache = cache_of(registry, clock)
+    held = cache.get("Model_ml")
+    before = calls(objects)
+    assert cache.get("Model_ml", published) is held  # the same object: not loaded a second time
+    assert calls(objects) == before
+
+
+def test_keeping_the_held_version_is_logged_with_the_model_the_version_and_why(
+    objects, registry, trained, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    good = publish(registry, trained)["version"]
+    cache = cache_of(registry, clock)
+    cache.get("Model_ml")
+
+    def unreachable(key: str) -> tuple[bytes, str]:
+        raise StoreUnavailableError("s3://bucket could not be reached")
+
+    monkeypatch.setattr(objects.inner, "get_tagged", unreachable)
+    clock.now += TTL + 1
+    with caplog.at_level("ERROR", logger="deployment_model.storage.model_cache"):
+        assert cache.get("Model_ml").version == good
+    [record] = [r for r in caplog.records if r.name == "deployment_model.storage.model_cache"]
+    assert record.getMessage() == "keeping the version already loaded"
+    assert (record.model_name, record.model_version) == ("Model_ml", good)
+    assert record.reason == "s3://bucket could not be reached"

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
+from itertools import chain, repeat
 from types import MappingProxyType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -387,11 +388,11 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
         method, path = method_and_path(event)
         operation = app.operations.get(path) if method == "POST" else None
         if operation is None:
-            routed = powertools_event(event, method, path)
+            checked = checked_event(event, method, path)
             short_path = app.matched_short_path(method, path)
             if short_path is None:  # other routes, 404, 405 or a CORS preflight
-                return app.resolve(routed, context)
-            return _proxy_text(app, event, *app.call_short_path(*short_path, routed, context))
+                return app.resolve(powertools_event(checked), context)
+            return _proxy_text(app, event, *app.call_short_path(*short_path, checked, context))
         payload = orjson.loads(plain_body(event))
     except ApiError as exc:
         answer = app.shaped_error(path, error_answer(exc.status, exc.code, exc.message))
@@ -451,18 +452,21 @@ _EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list o
 _BASE64_FLAGS = {True: True, False: False, None: False, "true": True, "false": False}
 
 
-def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
-    """The event for Powertools' routing: its shape checked (a malformed one is a 400 naming the field), the
-    body decoded as for an operation, and a JSON Content-Type (the API reads bodies as JSON whatever
-    Content-Type says, on every route)."""
+def _holds_only(values: Any, kind: type) -> bool:
+    """Whether every value is a str (kind str), or a list of str (kind list): C-level passes, no Python loop."""
+    if not all(map(isinstance, values, repeat(kind))):
+        return False
+    return kind is str or all(map(isinstance, chain.from_iterable(values), repeat(str)))
+
+
+def checked_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The event a route is given: its shape checked (a malformed one is a 400 naming the field), its method and
+    path as matched, and its body decoded as for an operation (or left as sent, see below)."""
     for field, strings in _EVENT_MAPPINGS.items():
         value = event.get(field)
         if value is None:
             continue
-        if not isinstance(value, dict) or not all(
-            isinstance(v, str) if strings else isinstance(v, list) and all(isinstance(i, str) for i in v)
-            for v in value.values()
-        ):
+        if not isinstance(value, dict) or not _holds_only(value.values(), str if strings else list):
             raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
     request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
@@ -475,16 +479,19 @@ def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[s
         # Left as sent: the route reads it with plain_body() and answers in its own terms (e.g. a v2 client's
         # binary tensors are named as such, not as "not UTF-8").
         body, base64_encoded = event.get("body"), bool(event.get("isBase64Encoded"))
+    return {**event, "httpMethod": method, "path": path, "body": body, "isBase64Encoded": base64_encoded}
+
+
+def powertools_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A checked event (checked_event) for Powertools' routing: with a JSON Content-Type (the API reads bodies
+    as JSON whatever Content-Type says, on every route) and the request context Powertools reads."""
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    path, request_context = event["path"], event.get("requestContext")
     return {
         **event,
-        "httpMethod": method,
-        "path": path,
         "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
         "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
-        "body": body,
-        "isBase64Encoded": base64_encoded,
         # Powertools reads the stage and path from here; a hand-written event may have none.
         "requestContext": {"stage": "", "path": path, **(request_context or {})},
     }

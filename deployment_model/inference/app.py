@@ -6,9 +6,12 @@ import os
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from deployment_model.api.drift_metrics import record_drift
+from deployment_model.api.report_page import report_response
 from deployment_model.api.schemas import PredictRequest, PredictResponse
 from deployment_model.api.service import (
     ApiError,
@@ -58,8 +61,25 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
         )
     rows = request.x_test.matrix
     prediction = predict(loaded, rows)
+    out_of_range = record_drift(loaded, rows)
     metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(rows))
-    return _prediction_response(loaded, prediction, request.x_test.single_row)
+    response = _prediction_response(loaded, prediction, request.x_test.single_row)
+    if request.explain_drift:
+        response["out_of_range"] = out_of_range
+    return response
+
+
+@app.get(
+    "/models/<name>/versions/<version>/report",
+    summary="A version's training report: an HTML page, or its numbers with ?format=json",
+    responses={200: {"description": "The report (text/html, or application/json with format=json)"}},
+)
+def report_route(
+    name: str,
+    version: str,
+    format: Annotated[str | None, Query(description="html (default) or json")] = None,
+) -> Response[str]:
+    return report_response(cache.store, name, version, format)
 
 
 def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:

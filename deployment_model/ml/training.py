@@ -7,6 +7,7 @@ Every random_state is fixed so the same request always trains the same model.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import time
@@ -104,6 +105,17 @@ class Dataset:
     feature_names: list[str]
     labels: list[str]
     source: str
+    sha256: str = ""  # of the CSV bytes, or of the literal "iris" recipe marker: which data trained a version
+
+
+@dataclass(frozen=True)
+class Split:
+    """The stratified train / held-out split a run used, kept so its report scores the same rows."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
 
 
 @dataclass
@@ -122,6 +134,8 @@ class TrainedModel:
     source: str
     duration_seconds: float
     candidate_scores: dict[str, float] = field(default_factory=dict)
+    cv_scores: dict[str, float] = field(default_factory=dict)  # each candidate's best mean CV f1_macro
+    split: Split | None = None  # not in the summary: the report reads it
 
     def summary(self) -> dict[str, Any]:
         """The JSON-safe facts of this run: recorded in the version's metadata and returned to the client."""
@@ -144,7 +158,7 @@ def iris_dataset() -> Dataset:
     iris = load_iris()
     features = iris.data[:, [3, 2]]  # petal width (cm), petal length (cm): the seed's order
     target = (iris.target == 2).astype(np.int64)
-    return Dataset(features, target, list(SEED_FEATURES), list(SEED_LABELS), "iris")
+    return Dataset(features, target, list(SEED_FEATURES), list(SEED_LABELS), "iris", _sha256(b"iris"))
 
 
 def csv_dataset(data: bytes, target_column: str, feature_columns: Sequence[str] | None, source: str) -> Dataset:
@@ -175,7 +189,11 @@ def csv_dataset(data: bytes, target_column: str, feature_columns: Sequence[str] 
     codes, uniques = pd.factorize(frame[target_column], sort=True)
     labels = [str(value) for value in uniques]
     _check_enough_rows(codes, labels)
-    return Dataset(features, codes.astype(np.int64), [str(n) for n in names], labels, source)
+    return Dataset(features, codes.astype(np.int64), [str(n) for n in names], labels, source, _sha256(data))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _check_enough_rows(target: np.ndarray, labels: list[str]) -> None:
@@ -241,6 +259,7 @@ def train_model(
 
     best: tuple[float, str, BaseEstimator, dict[str, Any]] | None = None
     scores: dict[str, float] = {}
+    cv_scores: dict[str, float] = {}
     for name, grid in grids.items():
         search = GridSearchCV(
             CANDIDATES[name].build(),
@@ -257,6 +276,7 @@ def train_model(
             raise TrainingError(f"candidate {name!r} could not be fitted on this data: {exc}") from None
         held_out = float(f1_score(y_test, search.best_estimator_.predict(x_test_scaled), average="macro"))
         scores[name] = held_out
+        cv_scores[name] = float(search.best_score_)
         if best is None or held_out > best[0]:  # strictly greater: the first candidate wins a tie
             best = (held_out, name, search.best_estimator_, dict(search.best_params_))
 
@@ -277,6 +297,8 @@ def train_model(
         source=dataset.source,
         duration_seconds=time.perf_counter() - started,
         candidate_scores=scores,
+        cv_scores=cv_scores,
+        split=Split(x_train, x_test, y_train, y_test),
     )
 
 

@@ -4,7 +4,8 @@ Layout, the same in S3 and in a local directory:
 
     models/<name>/versions/<version>/<name>.joblib      the classifier
     models/<name>/versions/<version>/<scaler>.joblib    the scaler fitted in the same run
-    models/<name>/versions/<version>/metadata.json      sha256 of both, library versions, metrics, ...
+    models/<name>/versions/<version>/report/...         the training report (JSON, PNGs), when trained with one
+    models/<name>/versions/<version>/metadata.json      sha256 of each artifact, library versions, metrics, ...
     models/<name>/latest.json                           {"version", "metadata_sha256"}: written LAST
 
 A reader follows pointer -> metadata (digest checked) -> artifacts (digests checked) -> unpickle, so it
@@ -20,7 +21,7 @@ import os
 import platform
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -119,8 +120,13 @@ class ModelStore:
         model: Any,
         scaler: Any,
         details: Mapping[str, Any],
+        extra_artifacts: Mapping[str, tuple[str, bytes]] | None = None,
     ) -> dict[str, Any]:
-        """Write a new immutable version, then point `latest` at it. Returns the version's metadata."""
+        """Write a new immutable version, then point `latest` at it. Returns the version's metadata.
+
+        extra_artifacts: {kind: (filename, bytes)} stored under the version's report/ folder with their digests
+        (the training report); read back with read_artifact.
+        """
         _check_name(name, "filename_model")
         _check_name(scaler_name, "filename_scaler")
         if scaler_name == name:
@@ -131,6 +137,10 @@ class ModelStore:
             "model": (f"{prefix}{name}.joblib", _dump(model)),
             "scaler": (f"{prefix}{scaler_name}.joblib", _dump(scaler)),
         }
+        for kind, (filename, data) in (extra_artifacts or {}).items():
+            if kind in contents or not NAME_PATTERN.match(filename) or ".." in filename:
+                raise ValueError(f"extra artifact {kind!r} ({filename!r}) needs its own kind and a plain file name")
+            contents[kind] = (f"{prefix}report/{filename}", data)
         artifacts = {
             kind: {"key": key, "sha256": _sha256(data), "bytes": len(data)} for kind, (key, data) in contents.items()
         }
@@ -196,7 +206,15 @@ class ModelStore:
             raise ArtifactIntegrityError(f"model {name!r} version {version}: metadata names another model")
         return metadata
 
+    def read_artifacts(self, name: str, version: str, kinds: Collection[str]) -> dict[str, bytes]:
+        """Some of a version's artifacts as verified bytes (digests checked); kinds the version lacks are left out."""
+        metadata = self.load_metadata(name, version)
+        return {kind: self._read_artifact(metadata, kind) for kind in kinds if kind in metadata.get("artifacts", {})}
+
     def _load_artifact(self, metadata: dict[str, Any], kind: str) -> Any:
+        return joblib.load(io.BytesIO(self._read_artifact(metadata, kind)))
+
+    def _read_artifact(self, metadata: dict[str, Any], kind: str) -> bytes:
         entry = metadata["artifacts"][kind]
         where = f"model {metadata['name']!r} version {metadata['version']}"
         prefix = self._version_prefix(metadata["name"], metadata["version"])
@@ -207,8 +225,8 @@ class ModelStore:
         except ObjectNotFoundError:
             raise ArtifactIntegrityError(f"{where}: {kind} artifact is missing") from None
         if _sha256(data) != entry["sha256"]:
-            raise ArtifactIntegrityError(f"{where}: {kind} artifact sha256 mismatch; refusing to unpickle it")
-        return joblib.load(io.BytesIO(data))
+            raise ArtifactIntegrityError(f"{where}: {kind} artifact sha256 mismatch; refusing to read it")
+        return data
 
     def read_data(self, key: str) -> bytes:
         """A user's training data, from the same bucket but never from the models' own prefix."""

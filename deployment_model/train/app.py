@@ -18,6 +18,7 @@ from deployment_model.api.service import (
     register_error,
     route_responses,
 )
+from deployment_model.ml.report_build import build_report
 from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
 from deployment_model.storage.models import store_from_environment
 
@@ -41,7 +42,15 @@ def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse:
         dataset = iris_dataset()
     trained = train_model(dataset, grids)
     summary = trained.summary()
-    metadata = store.publish(request.filename_model, request.filename_scaler, trained.model, trained.scaler, summary)
+    report = build_report(dataset, trained)
+    metadata = store.publish(
+        request.filename_model,
+        request.filename_scaler,
+        trained.model,
+        trained.scaler,
+        {**summary, "report": report.metadata},
+        extra_artifacts=report.artifacts,
+    )
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=trained.duration_seconds)
     logger.info(
         "model published",

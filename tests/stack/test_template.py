@@ -11,6 +11,7 @@ from tests.stack.conftest import resources_of, run_tool, tool
 from tests.stack.sam_transform import load_template
 
 ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
+READ_ROUTES = {"/models/{name}/versions/{version}/report": "InferenceFunction"}  # GET: read-only, on inference
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
 
@@ -61,10 +62,11 @@ def test_hadolint_passes_both_dockerfiles() -> None:
 def test_each_route_is_a_post_to_its_function_and_needs_an_api_key(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == set(ROUTES)
-    for path, function in ROUTES.items():
-        assert set(paths[path]) == {"post", "options"}, f"{path}: only POST, and the CORS preflight"
-        operation = paths[path]["post"]
+    assert set(paths) == set(ROUTES) | set(READ_ROUTES)
+    for path, function in [*ROUTES.items(), *READ_ROUTES.items()]:
+        method = "post" if path in ROUTES else "get"
+        assert set(paths[path]) == {method, "options"}, f"{path}: only {method.upper()}, and the CORS preflight"
+        operation = paths[path][method]
         assert operation["security"] == [{"api_key": []}]
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
         assert f"{function}.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"

@@ -238,8 +238,16 @@ def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaConte
         clear_state=True,
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
-    def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    def handle_and_publish(event: Any, context: LambdaContext) -> dict[str, Any]:
         return handle_event(app, event, context, direct_path)
+
+    def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+        try:
+            return handle_and_publish(event, context)
+        finally:
+            # Powertools keeps unpublished metrics while POWERTOOLS_METRICS_DISABLED is set (the local server):
+            # without this they would pile up in a long-lived process and leak into later invocations.
+            metrics.clear_metrics()
 
     gc.freeze()
     return lambda_handler

@@ -207,6 +207,49 @@ def bench_warm(inference: Any, s3: Any, quick: bool) -> list[Row]:
     return rows
 
 
+def bench_drift(inference: Any, quick: bool) -> list[Row]:
+    """Input drift costs a warm prediction little: the check alone, and a request with and without explain_drift.
+
+    The warm-latency rows above already include the drift check (every prediction makes it); these rows show
+    its share. Targets: the check stays a small part of the 1-row budget (150 us over the floor) and of a
+    10,000-row request.
+    """
+    from deployment_model.ml.drift import bounds_for
+
+    loaded = inference.cache.get("Model_ml")
+    bounds = bounds_for(loaded.name, loaded.version, loaded.metadata)
+    assert bounds is not None, "the benchmark's model was trained with drift statistics"
+    rows, context = [], Context()
+    rng = np.random.default_rng(1)
+    for n_rows, repeat in ((1, 300 if quick else 3000), (10_000, 20 if quick else 100)):
+        matrix = rng.uniform([0.1, 1.0], [2.5, 6.9], size=(n_rows, 2))
+        matrix[::10] *= 10  # one row in ten far outside iris
+        check = percentiles(timed(lambda m=matrix: bounds.out_of_range(m), repeat))
+        x_test = matrix.tolist()
+        plain = percentiles(timed(lambda x=x_test: inference.lambda_handler({"x_test": x}, context), repeat))
+        explained = percentiles(
+            timed(lambda x=x_test: inference.lambda_handler({"x_test": x, "explain_drift": True}, context), repeat)
+        )
+        label = f"{n_rows:,} row{'s' if n_rows > 1 else ''}"
+        if n_rows == 1:
+            target, met = "<= 15 us (10% of the 150 us budget)", check[0] <= 15e-6
+            value = f"{us(check[0])} / {us(check[1])}"
+        else:
+            target, met = "<= 5% of the request", check[0] <= 0.05 * plain[0]
+            value = f"{ms(check[0])} / {ms(check[1])} ({check[0] / plain[0]:.1%} of the request)"
+        rows.append(Row("input drift", f"{label}: the check alone", value, "", target, met))
+        rows.append(
+            Row(
+                "input drift",
+                f"{label}: direct call with explain_drift",
+                f"{us(explained[0])} / {us(explained[1])}",
+                f"without: {us(plain[0])} / {us(plain[1])}",
+                "report",
+            )
+        )
+    return rows
+
+
 def bench_cold_start(endpoint: str, quick: bool) -> list[Row]:
     plan = parse_dockerfile(ROOT / "deployment_model" / "inference" / "Dockerfile")
     task_root = assemble_task_root(plan, ROOT / ".venv-tools" / "image-sites" / "_bench_task_root")
@@ -343,6 +386,7 @@ def main() -> None:
         inference = importlib.import_module("deployment_model.inference.app")
         rows = bench_training(train, s3, args.quick)
         rows += bench_warm(inference, s3, args.quick)
+        rows += bench_drift(inference, args.quick)
         rows += bench_cold_start(endpoint, args.quick)
         rows += bench_local_server(args.quick)
     rows += bench_image_weight()

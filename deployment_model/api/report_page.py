@@ -18,7 +18,7 @@ import orjson
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from deployment_model.api.service import ApiError
-from deployment_model.ml.report import IMAGE_KINDS, REPORT_KIND
+from deployment_model.ml.report import FEATURE_STATISTICS, IMAGE_KINDS, REPORT_KIND
 from deployment_model.storage.models import ModelStore
 
 FORMATS = ("html", "json")
@@ -137,7 +137,7 @@ def render_page(report: VersionReport) -> str:
         ],
         "Candidates",
     )
-    stat_keys = [k for k in n["feature_stats"][0] if k != "feature"] if n["feature_stats"] else []
+    stat_keys = [k for k in FEATURE_STATISTICS if n["feature_stats"] and k in n["feature_stats"][0]]
     features = _table(
         ["feature", *stat_keys],
         [

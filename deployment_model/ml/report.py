@@ -24,6 +24,8 @@ IMAGE_KINDS = {
     "report_decision_regions": "decision_regions.png",
 }
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+# The per-feature statistics, in reading order (JSON objects are stored with sorted keys).
+FEATURE_STATISTICS = ("count", "mean", "std", "min", *(f"p{round(q * 100):02d}" for q in QUANTILES), "max")
 
 
 def report_numbers(dataset: Dataset, trained: TrainedModel) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def _describe(name: str, values: np.ndarray) -> dict[str, Any]:
         "mean": float(values.mean()),
         "std": float(values.std()),
         "min": float(values.min()),
-        **{f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles, strict=True)},
+        **{name: float(v) for name, v in zip(FEATURE_STATISTICS[4:-1], quantiles, strict=True)},
         "max": float(values.max()),
     }
 

@@ -141,7 +141,7 @@ def test_the_alarms_cover_errors_throttles_latency_and_drift(cfn: dict[str, Any]
     assert drift["Threshold"] == {"Ref": "OutOfRangeShareThreshold"}
     assert {q["MetricStat"]["Period"] for q in drift["Metrics"] if "MetricStat" in q} == {3600}
     (share,) = [q for q in drift["Metrics"] if q.get("ReturnData")]
-    assert share["Expression"] == "outofrange / predicted"
+    assert share["Expression"] == "FILL(outofrange, 0) / predicted"  # requests without drift publish no count
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
         assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name  # no traffic is not an outage

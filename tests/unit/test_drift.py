@@ -107,6 +107,9 @@ def test_out_of_range_rows_are_published_beside_predicted_rows_with_the_version(
     }
     logged = [json.loads(line) for line in logs.getvalue().splitlines() if "rows outside the training range" in line]
     assert [(log["model_version"], log["out_of_range_rows"]) for log in logged] == [(version, 2)]
+    local_service.predict({"x_test": [[0.7, 1.0]]})
+    (in_range,) = [d for d in emitted_metrics(capsys.readouterr().out) if "PredictedRows" in d]
+    assert "OutOfRangeRows" not in in_range and "model_version" not in in_range  # counted as 0 by the dashboard
 
 
 def test_versions_trained_before_drift_statistics_answer_null_and_publish_no_count(

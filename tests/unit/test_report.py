@@ -196,3 +196,20 @@ def test_the_inference_function_serves_reports_without_matplotlib() -> None:
     requirements = (ROOT / "deployment_model" / "inference" / "requirements.txt").read_text().lower()
     assert "matplotlib" not in requirements and "pillow" not in requirements
     assert "matplotlib==" in (ROOT / "deployment_model" / "train" / "requirements.txt").read_text()
+
+
+def test_big_training_data_still_gives_a_small_picture_of_the_expected_size() -> None:
+    from deployment_model.ml.report_images import MAX_POINTS_DRAWN, decision_regions_png
+    from deployment_model.ml.training import Dataset
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(20_000, 2))
+    target = (features[:, 0] + features[:, 1] > 0).astype(np.int64)
+    dataset = Dataset(features, target, ["a", "b"], ["no", "yes"], "synthetic")
+    trained = train_model(dataset, {"logistic_regression": {"C": [1.0]}})
+    assert trained.split is not None and len(trained.split.y_train) > MAX_POINTS_DRAWN
+    picture = decision_regions_png(trained)
+    assert picture is not None and len(picture) < 100_000
+    image = Image.open(io.BytesIO(picture))
+    image.load()
+    assert image.size == (WIDTH_PX, HEIGHT_PX)

@@ -138,6 +138,10 @@ def test_train_then_predict_through_both_images(tmp_path: Path, s3_endpoint: str
         assert proxied["statusCode"] == 200
         assert json.loads(proxied["body"])["result"] == ["Not virginica", "virginica", "Not virginica", "virginica"]
         assert inference.invoke({"x_test": [1, 2], "name_bucket": "elsewhere"})["statusCode"] == 403
+        path = f"/models/Model_ml/versions/{answer['model_version']}/report"  # drawn by train, served here
+        report_event = {**load_event("api_predict.json"), "httpMethod": "GET", "path": path, "resource": path}
+        page = inference.invoke({**report_event, "body": None})
+        assert page["statusCode"] == 200 and page["body"].count('src="data:image/png;base64,') == 2
 
 
 def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Path) -> None:
@@ -149,3 +153,6 @@ def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Pa
     copied = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
     assert {"api/service.py", "storage/models.py", "ml/prediction.py", "inference/app.py"} <= copied
     assert "ml/training.py" not in copied and not any(p.startswith(("local/", "train/")) for p in copied)
+    # The report page and drift check are served; the report is drawn (matplotlib) only at training.
+    assert {"ml/drift.py", "ml/report.py", "api/report_page.py"} <= copied
+    assert not {"ml/report_images.py", "ml/report_build.py"} & copied

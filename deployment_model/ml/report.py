@@ -1,24 +1,15 @@
-"""A version's training report, the numbers: how good it is and where it fails. Plain Python, no AWS.
+"""A version's training report, its layout: what both functions agree on. Plain Python, no AWS.
 
-Both functions import this module (the train function builds reports, the inference function serves them),
-so it needs only numpy and scikit-learn; the pictures live in report_images.py, in the train image only.
+The train function builds reports (report_build.py, with the pictures from report_images.py); the inference
+function serves them (api/report_page.py) and needs only these names, so nothing here imports a library.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-from deployment_model.ml.drift import DRIFT_STD_THRESHOLD, feature_stats
-
-if TYPE_CHECKING:  # training.py needs pandas, which the inference image does not have
-    from deployment_model.ml.training import Dataset, TrainedModel
-
 REPORT_SCHEMA_VERSION = 1
 # Artifact kinds of a version (metadata `artifacts`), and the file each is stored as under the version's report/.
 REPORT_KIND = "report"
+REPORT_FILE = "report.json"
 IMAGE_KINDS = {
     "report_confusion_matrix": "confusion_matrix.png",
     "report_decision_regions": "decision_regions.png",
@@ -26,68 +17,3 @@ IMAGE_KINDS = {
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # The per-feature statistics, in reading order (JSON objects are stored with sorted keys).
 FEATURE_STATISTICS = ("count", "mean", "std", "min", *(f"p{round(q * 100):02d}" for q in QUANTILES), "max")
-
-
-def report_numbers(dataset: Dataset, trained: TrainedModel) -> dict[str, Any]:
-    """Everything the report states, JSON-safe: held-out confusion and per-class scores, candidates, data stats."""
-    split = trained.split
-    if split is None:
-        raise ValueError("a report needs the run's train / held-out split")
-    predicted = trained.model.predict(trained.scaler.transform(split.x_test))
-    classes = list(range(len(trained.labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        split.y_test, predicted, labels=classes, zero_division=0
-    )
-    return {
-        "schema_version": REPORT_SCHEMA_VERSION,
-        "labels": list(trained.labels),
-        "feature_names": list(trained.feature_names),
-        "training_data": {"source": dataset.source, "sha256": dataset.sha256, "rows": dict(trained.rows)},
-        "held_out": {
-            "rows": len(split.y_test),
-            "metrics": dict(trained.metrics),
-            "confusion_matrix": confusion_matrix(split.y_test, predicted, labels=classes).tolist(),
-            "per_class": [
-                {
-                    "label": label,
-                    "precision": float(precision[i]),
-                    "recall": float(recall[i]),
-                    "f1": float(f1[i]),
-                    "support": int(support[i]),
-                }
-                for i, label in enumerate(trained.labels)
-            ],
-        },
-        "candidates": [
-            {
-                "name": name,
-                "cv_f1_macro": trained.cv_scores.get(name),
-                "held_out_f1_macro": held_out,
-                "chosen": name == trained.candidate,
-            }
-            for name, held_out in trained.candidate_scores.items()
-        ],
-        "chosen": {"candidate": trained.candidate, "estimator": trained.estimator, "params": dict(trained.params)},
-        "feature_stats": [_describe(name, split.x_train[:, i]) for i, name in enumerate(trained.feature_names)],
-        "drift": {"std_threshold": DRIFT_STD_THRESHOLD, "statistics_of": "training split"},
-    }
-
-
-def _describe(name: str, values: np.ndarray) -> dict[str, Any]:
-    quantiles = np.quantile(values, QUANTILES)
-    return {
-        "feature": name,
-        "count": int(values.size),
-        "mean": float(values.mean()),
-        "std": float(values.std()),
-        "min": float(values.min()),
-        **{name: float(v) for name, v in zip(FEATURE_STATISTICS[4:-1], quantiles, strict=True)},
-        "max": float(values.max()),
-    }
-
-
-def report_metadata(trained: TrainedModel, kinds: list[str]) -> dict[str, Any]:
-    """The version metadata's `report` entry: which artifacts hold the report, and the drift statistics."""
-    if trained.split is None:
-        raise ValueError("a report needs the run's train / held-out split")
-    return {"kinds": kinds, "feature_stats": feature_stats(trained.split.x_train)}

@@ -84,9 +84,11 @@ def dashboard_metrics(template: dict[str, Any]) -> list[tuple[str, Metric]]:
 
 
 def _resolved(value: Any) -> Any:
-    """A dimension value as the dashboard's placeholders spell it: !Ref X -> <X>."""
+    """A dimension value as the dashboard's placeholders spell it: !Ref X -> <X>, !GetAtt X.Y -> <X.Y>."""
     if isinstance(value, dict) and "Ref" in value:
         return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
     return value
 
 

@@ -17,14 +17,28 @@ from typing import Any
 import orjson
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from deployment_model.api.service import ApiError
+from deployment_model.api.schemas import ErrorResponse
+from deployment_model.api.service import ApiError, route_responses
 from deployment_model.ml.report import FEATURE_STATISTICS, IMAGE_KINDS, REPORT_KIND
-from deployment_model.storage.models import ModelStore
+from deployment_model.storage.models import NAME_PATTERN, VERSION_PATTERN, ModelStore
 
 FORMATS = ("html", "json")
 IMAGE_CAPTIONS = {
     "report_confusion_matrix": "Confusion matrix on the held-out split",
     "report_decision_regions": "Decision regions, with the training points",
+}
+REPORT_ROUTE_DOCS: dict[str, Any] = {
+    "summary": "A version's training report: an HTML page, or its numbers with ?format=json",
+    "responses": {
+        **route_responses(ErrorResponse, "", 400, 404, 409, 503),
+        200: {
+            "description": "The report: a self-contained HTML page, or with format=json the numbers",
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+    },
 }
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",
@@ -63,6 +77,14 @@ def load_report(store: ModelStore, name: str, version: str) -> VersionReport:
 def report_response(store: ModelStore, name: str, version: str, format: str | None) -> Response:
     """The route's answer: the HTML page, or the numbers with ?format=json."""
     chosen = format or "html"
+    if not NAME_PATTERN.match(name) or ".." in name:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", f"path parameter name {name!r} is not a model name")
+    if not VERSION_PATTERN.match(version):
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            f"path parameter version {version!r} is not a version (YYYYMMDDTHHMMSSffffffZ-<8 hex>)",
+        )
     if chosen not in FORMATS:
         raise ApiError(
             HTTPStatus.BAD_REQUEST,

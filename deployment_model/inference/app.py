@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from deployment_model.api.drift_metrics import record_drift
-from deployment_model.api.report_page import report_response
+from deployment_model.api.report_page import REPORT_ROUTE_DOCS, report_response
 from deployment_model.api.schemas import PredictRequest, PredictResponse
 from deployment_model.api.service import (
     ApiError,
@@ -69,11 +69,7 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
     return response
 
 
-@app.get(
-    "/models/<name>/versions/<version>/report",
-    summary="A version's training report: an HTML page, or its numbers with ?format=json",
-    responses={200: {"description": "The report (text/html, or application/json with format=json)"}},
-)
+@app.get("/models/<name>/versions/<version>/report", **REPORT_ROUTE_DOCS)
 def report_route(
     name: str,
     version: str,

@@ -159,7 +159,9 @@ def test_unknown_versions_models_and_formats_are_4xx_naming_the_problem(local_se
     unknown = get_report(local_service, "20200101T000000000000Z-00000000")
     assert unknown["statusCode"] == 404 and "has no version" in json.loads(unknown["body"])["message"]
     assert get_report(local_service, version, name="Nobody")["statusCode"] == 404
-    assert get_report(local_service, "not-a-version")["statusCode"] == 404
+    for bad_name, bad_version in (("bad..name", version), ("Model_ml", "not-a-version")):
+        answer = get_report(local_service, bad_version, name=bad_name)
+        assert answer["statusCode"] == 400 and "path parameter" in json.loads(answer["body"])["message"]
     bad = get_report(local_service, version, "format=pdf")
     assert bad["statusCode"] == 400 and "format" in json.loads(bad["body"])["message"]
 

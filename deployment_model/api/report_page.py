@@ -23,6 +23,7 @@ from deployment_model.ml.report import FEATURE_STATISTICS, IMAGE_KINDS, REPORT_K
 from deployment_model.storage.models import NAME_PATTERN, VERSION_PATTERN, ModelStore
 
 FORMATS = ("html", "json")
+MAX_CLASSES_IN_TABLE = 30  # a class-by-class table grows with the square: past this the page would be megabytes
 IMAGE_CAPTIONS = {
     "report_confusion_matrix": "Confusion matrix on the held-out split",
     "report_decision_regions": "Decision regions, with the training points",
@@ -130,14 +131,18 @@ def render_page(report: VersionReport) -> str:
         [f"<th>{_text(k)}</th>{_number(v, f'held_out.metrics.{k}')}" for k, v in held_out["metrics"].items()],
         "Held-out metrics",
     )
-    confusion = _table(
-        ["true \\ predicted", *labels],
-        [
-            f"<th>{_text(labels[i])}</th>"
-            + "".join(_number(v, f"held_out.confusion_matrix.{i}.{j}") for j, v in enumerate(row))
-            for i, row in enumerate(held_out["confusion_matrix"])
-        ],
-        "Confusion matrix (held-out split)",
+    confusion = (
+        _table(
+            ["true \\ predicted", *labels],
+            [
+                f"<th>{_text(labels[i])}</th>"
+                + "".join(_number(v, f"held_out.confusion_matrix.{i}.{j}") for j, v in enumerate(row))
+                for i, row in enumerate(held_out["confusion_matrix"])
+            ],
+            "Confusion matrix (held-out split)",
+        )
+        if len(labels) <= MAX_CLASSES_IN_TABLE
+        else f"<p>The confusion matrix of {len(labels)} classes is in the picture and in ?format=json.</p>"
     )
     per_class = _table(
         ["class", "precision", "recall", "f1", "support"],

@@ -215,3 +215,22 @@ def test_big_training_data_still_gives_a_small_picture_of_the_expected_size() ->
     image = Image.open(io.BytesIO(picture))
     image.load()
     assert image.size == (WIDTH_PX, HEIGHT_PX)
+
+
+def test_many_classes_keep_the_page_small_and_the_matrix_in_the_json(s3_service: Service, s3: Any) -> None:
+    from deployment_model.api.report_page import MAX_CLASSES_IN_TABLE
+
+    classes = MAX_CLASSES_IN_TABLE + 5
+    rng = np.random.default_rng(0)
+    lines = [f"{c + rng.normal(0, 0.1):.3f},{rng.normal():.3f},c{c:02d}\n" for c in range(classes) for _ in range(8)]
+    s3.put_object(Bucket=SEED_BUCKET, Key="data/many.csv", Body=("x,y,kind\n" + "".join(lines)).encode())
+    request = {
+        "data_key": "data/many.csv",
+        "target_column": "kind",
+        "candidates": {"logistic_regression": {"C": [10.0]}},
+    }
+    version = s3_service.train(request)["model_version"]
+    assert np.array(report_json(s3_service, version)["held_out"]["confusion_matrix"]).shape == (classes, classes)
+    page = get_report(s3_service, version)["body"]
+    assert "held_out.confusion_matrix." not in page and f"confusion matrix of {classes} classes" in page
+    assert len(page) < 200_000 and len(page_images(page)) == 2

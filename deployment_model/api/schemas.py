@@ -6,6 +6,7 @@ x_test, and the responses' message / result.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import chain
 from typing import Annotated, Any, Literal
@@ -13,13 +14,14 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
+from deployment_model.api.grids import CandidateName, Candidates
+from deployment_model.ml.limits import MAX_FEATURES_PER_ROW, MAX_ROWS_PER_REQUEST
 from deployment_model.storage.models import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
 
-MAX_ROWS_PER_REQUEST = 10_000
-MAX_FEATURES_PER_ROW = 1_000
+__all__ = ["MAX_FEATURES_PER_ROW", "MAX_ROWS_PER_REQUEST", "CandidateName"]
+
 DEFAULT_MODEL_NAME = "Model_ml"
 DEFAULT_SCALER_NAME = "scaler"
-CandidateName = Literal["knn", "sgd", "logistic_regression", "random_forest"]
 
 
 class TooManyRowsError(Exception):
@@ -82,26 +84,42 @@ def parse_rows(value: Any) -> FeatureRows:
     return FeatureRows(matrix, single_row)
 
 
-def _no_dot_dot(value: str) -> str:
-    if ".." in value:
-        raise ValueError("must not contain '..'")
-    return value
+def _matching(pattern: re.Pattern[str], words: str) -> AfterValidator:
+    """A pattern check whose error says in words what is accepted (pydantic's own would print the regex)."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value) or ".." in value:
+            raise ValueError(words)
+        return value
+
+    return AfterValidator(check)
 
 
 Name = Annotated[
     str,
-    Field(pattern=NAME_PATTERN.pattern, max_length=128, strict=True),
-    AfterValidator(_no_dot_dot),
+    Field(max_length=128, strict=True, json_schema_extra={"pattern": NAME_PATTERN.pattern}),
+    _matching(
+        NAME_PATTERN, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
+    ),
 ]
 DataKey = Annotated[
     str,
-    Field(pattern=DATA_KEY_PATTERN.pattern, max_length=1024, strict=True),
-    AfterValidator(_no_dot_dot),
+    Field(max_length=1024, strict=True, json_schema_extra={"pattern": DATA_KEY_PATTERN.pattern}),
+    _matching(
+        DATA_KEY_PATTERN,
+        "must be an object key of letters, digits, '.', '_', '/', '=', '+' or '-', starting with a letter or digit, "
+        "without '..'",
+    ),
 ]
-Version = Annotated[str, Field(pattern=VERSION_PATTERN.pattern, strict=True)]
+Version = Annotated[
+    str,
+    Field(strict=True, json_schema_extra={"pattern": VERSION_PATTERN.pattern}),
+    _matching(
+        VERSION_PATTERN,
+        "must be a published version such as 20261124T123456123456Z-1a2b3c4d; omit model_version for the latest",
+    ),
+]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256, strict=True)]
-GridValue = int | float | str | bool | None
-ParamGrid = dict[Annotated[str, Field(max_length=64)], Annotated[list[GridValue], Field(min_length=1, max_length=20)]]
 
 _ROW_SCHEMA = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_FEATURES_PER_ROW}
 Rows = Annotated[
@@ -146,11 +164,16 @@ class TrainRequest(_Request):
     )
     target_column: ColumnName | None = None
     feature_columns: Annotated[list[ColumnName], Field(min_length=1, max_length=MAX_FEATURES_PER_ROW)] | None = None
-    candidates: (
-        Annotated[list[CandidateName], Field(min_length=1, max_length=4)]
-        | Annotated[dict[CandidateName, ParamGrid | None], Field(min_length=1, max_length=4)]
-        | None
-    ) = Field(default=None, description="Estimators to search; omitted: knn and sgd with the seed's grids.")
+    candidates: Candidates | None = Field(
+        default=None,
+        description="Estimators to search: a list of names (default grids), or an object of name: grid (null: "
+        "the default grid); a grid replaces the default grid. Omitted: knn and sgd with the seed's grids.",
+    )
+    missing_values: Literal["drop", "refuse"] = Field(
+        default="drop",
+        description="CSV rows with an empty (or NA) cell in a used column: drop them (the response counts them) "
+        "or refuse the CSV.",
+    )
 
     @model_validator(mode="after")
     def _fields_agree(self) -> TrainRequest:
@@ -162,10 +185,9 @@ class TrainRequest(_Request):
             raise ValueError("feature_columns needs data_key")
         return self
 
-    def candidate_grids(self) -> dict[str, ParamGrid | None] | None:
-        if isinstance(self.candidates, list):
-            return {name: None for name in self.candidates}
-        return self.candidates
+    def candidate_grids(self) -> dict[str, dict[str, list[Any]] | None] | None:
+        """name -> grid (None: the default grid) in the request's order; None: the seed's candidates."""
+        return None if self.candidates is None else self.candidates.grids()
 
 
 class Metrics(BaseModel):
@@ -174,9 +196,11 @@ class Metrics(BaseModel):
 
 
 class RowCounts(BaseModel):
-    total: int
+    total: int = Field(description="Rows trained and tested on.")
     train: int
     test: int
+    dropped: int = Field(default=0, description="CSV rows left out for an empty (or NA) cell in a used column.")
+    dropped_reason: str | None = Field(default=None, description="Which columns and the first line, when any.")
 
 
 class TrainResponse(BaseModel):
@@ -193,6 +217,8 @@ class TrainResponse(BaseModel):
     feature_names: list[str]
     labels: list[str]
     training_data: str
+    training_data_sha256: str = Field(description='sha256 of the CSV bytes (of "iris" for the seed\'s recipe).')
+    training_data_etag: str | None = Field(description="The CSV object's S3 ETag; null for iris or a local store.")
     duration_seconds: float
 
 

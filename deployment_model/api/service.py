@@ -123,7 +123,8 @@ _ERROR_DESCRIPTIONS = {
     403: "name_bucket names another bucket than the stack's own.",
     404: "Unknown model, version or data key.",
     409: "The stored version cannot be served (failed integrity check or other library versions).",
-    413: "Too many rows in one request.",
+    413: "Too large: rows in one request, the body, the answer it would need, or the training CSV.",
+    422: "The training cannot finish within a synchronous call's time: nothing was published; use an async job.",
     503: "Storage unreachable; retry after Retry-After seconds.",
 }
 

@@ -20,9 +20,10 @@ from deployment_model.api.service import (
     entry_point,
     logger,
     metrics,
+    register_error,
     route_responses,
 )
-from deployment_model.ml.prediction import Prediction, predict
+from deployment_model.ml.prediction import Prediction, ResponseTooLargeError, predict
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.models import LoadedModel, store_from_environment
 
@@ -38,6 +39,7 @@ cache = ModelCache(
     on_load=_record_load,
 )
 app = ServiceApp()
+register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(

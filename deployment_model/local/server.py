@@ -66,6 +66,11 @@ def configure_environment(store_dir: str | None) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep stdout readable
 
 
+def function_for(method: str, path: str) -> str:
+    """Which function answers this request; an unknown path still gets the inference handler's own 404."""
+    return ROUTES.get(path, "inference")
+
+
 def load_handler(function: str) -> Handler:
     return importlib.import_module(FUNCTIONS[function]).lambda_handler
 
@@ -171,7 +176,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
-        function = ROUTES.get(path, "inference")  # an unknown path still gets the handler's own 404
+        function = function_for(self.command, path)
         headers = {name: value for name, value in self.headers.items()}
         event = proxy_event(self.command, self.path, headers, body, self.client_address[0])
         answer = self.handlers[function](event, LocalContext(function_name=function))

@@ -55,7 +55,12 @@ def report_numbers(dataset: Dataset, trained: TrainedModel) -> dict[str, Any]:
         "schema_version": REPORT_SCHEMA_VERSION,
         "labels": list(trained.labels),
         "feature_names": list(trained.feature_names),
-        "training_data": {"source": dataset.source, "sha256": dataset.sha256, "rows": dict(trained.rows)},
+        "training_data": {
+            "source": dataset.source,
+            "sha256": trained.training_data_sha256,
+            "etag": trained.training_data_etag,
+            "rows": dict(trained.rows),
+        },
         "held_out": {
             "rows": len(split.y_test),
             "metrics": dict(trained.metrics),

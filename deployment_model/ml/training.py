@@ -3,109 +3,65 @@
 The default reproduces the seed tutorial: iris, petal width then petal length, virginica vs the rest,
 a stratified 70/30 split, a StandardScaler, and a 3-fold GridSearchCV (f1_macro) over KNN and SGD.
 Every random_state is fixed so the same request always trains the same model.
+
+Training runs within a time Budget: the score of every fit checks the pace, so a grid that cannot finish in
+time is refused after its first fits, and nothing is ever returned (so nothing published) past the deadline.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
+import itertools
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from joblib import parallel_config
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, get_scorer
 from sklearn.model_selection import GridSearchCV, ParameterGrid, train_test_split
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
-RANDOM_STATE = 0
+from deployment_model.ml.budget import Budget, TrainingTooLongError, unlimited
+from deployment_model.ml.candidates import CANDIDATES, DEFAULT_CANDIDATES, RANDOM_STATE, TrainingError, resolve_grids
+from deployment_model.ml.datasets import (
+    SEED_FEATURES,
+    SEED_LABELS,
+    Dataset,
+    check_enough_rows,
+    csv_dataset,
+    iris_dataset,
+)
+from deployment_model.ml.input_limits import UnusableModelError, compute_input_limits
+from deployment_model.ml.limits import MAX_GRID_COMBINATIONS, MIN_ROWS_PER_CLASS
+
+__all__ = [
+    "CANDIDATES",
+    "DEFAULT_CANDIDATES",
+    "MAX_GRID_COMBINATIONS",
+    "MIN_ROWS_PER_CLASS",
+    "SEED_FEATURES",
+    "SEED_LABELS",
+    "Budget",
+    "Dataset",
+    "TrainedModel",
+    "TrainingError",
+    "TrainingTooLongError",
+    "csv_dataset",
+    "default_n_jobs",
+    "iris_dataset",
+    "resolve_grids",
+    "train_model",
+]
+
 TEST_SIZE = 0.3
 CV_FOLDS = 3
 SCORING = "f1_macro"
-MAX_GRID_COMBINATIONS = 200
-MIN_ROWS_PER_CLASS = 4  # a stratified 70/30 split plus 3 folds needs a few of each class
 PARALLEL_FROM_ROWS = 10_000  # below this, threads cost more than they save
-
-SEED_FEATURES = ("petal_width", "petal_length")
-SEED_LABELS = ("Not virginica", "virginica")
-
-
-class TrainingError(ValueError):
-    """The request asked for something this data or recipe cannot do; the message says what."""
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One allow-listed estimator: how to build it, its default grid, and the params a request may tune."""
-
-    estimator: type[BaseEstimator]
-    fixed_params: Mapping[str, Any]
-    default_grid: Mapping[str, Sequence[Any]]
-    tunable: frozenset[str]
-    ceilings: Mapping[str, int] = field(default_factory=dict)  # bounds on params that scale the work
-
-    def build(self) -> BaseEstimator:
-        return self.estimator(**self.fixed_params)
-
-
-# The allow-list. Order matters: on a tie of held-out scores the earlier candidate wins (the seed's rule).
-CANDIDATES: dict[str, Candidate] = {
-    "knn": Candidate(
-        KNeighborsClassifier,
-        {},
-        {"n_neighbors": [3, 4, 5, 6, 7], "weights": ["uniform", "distance"]},
-        frozenset({"n_neighbors", "weights", "p", "metric"}),
-        {"n_neighbors": 1000},
-    ),
-    "sgd": Candidate(
-        SGDClassifier,
-        {"random_state": RANDOM_STATE},
-        {
-            "alpha": [0.1, 0.01],
-            "learning_rate": ["constant"],
-            "eta0": [0.1, 0.01, 0.001],
-            "penalty": ["l1", "l2"],
-        },
-        frozenset({"alpha", "learning_rate", "eta0", "penalty", "loss", "max_iter", "l1_ratio"}),
-        {"max_iter": 10_000},
-    ),
-    "logistic_regression": Candidate(
-        LogisticRegression,
-        {"random_state": RANDOM_STATE, "max_iter": 1000},
-        {"C": [0.01, 0.1, 1.0, 10.0]},
-        frozenset({"C", "class_weight", "max_iter", "tol"}),
-        {"max_iter": 10_000},
-    ),
-    "random_forest": Candidate(
-        RandomForestClassifier,
-        {"random_state": RANDOM_STATE},
-        {"n_estimators": [50, 100], "max_depth": [None, 3, 5]},
-        frozenset({"n_estimators", "max_depth", "min_samples_leaf", "max_features", "criterion"}),
-        {"n_estimators": 500, "max_depth": 100},
-    ),
-}
-DEFAULT_CANDIDATES: tuple[str, ...] = ("knn", "sgd")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Features as a float matrix, the target as class indexes into `labels`."""
-
-    features: np.ndarray
-    target: np.ndarray
-    feature_names: list[str]
-    labels: list[str]
-    source: str
-    sha256: str = ""  # of the CSV bytes, or of the literal "iris" recipe marker: which data trained a version
+REFIT_FITS = 2  # the final refit on all training rows costs about 1.5 fold fits: counted as 2
 
 
 @dataclass(frozen=True)
@@ -130,15 +86,18 @@ class TrainedModel:
     metrics: dict[str, float]
     feature_names: list[str]
     labels: list[str]
-    rows: dict[str, int]
+    rows: dict[str, Any]
     source: str
     duration_seconds: float
     candidate_scores: dict[str, float] = field(default_factory=dict)
+    training_data_sha256: str = ""
+    training_data_etag: str | None = None
+    input_limits: dict[str, Any] = field(default_factory=dict)
     cv_scores: dict[str, float] = field(default_factory=dict)  # each candidate's best mean CV f1_macro
     split: Split | None = None  # not in the summary: the report reads it
 
     def summary(self) -> dict[str, Any]:
-        """The JSON-safe facts of this run: recorded in the version's metadata and returned to the client."""
+        """The JSON-safe facts of this run: recorded in the version's metadata (the response shows most)."""
         return {
             "candidate": self.candidate,
             "estimator": self.estimator,
@@ -149,104 +108,46 @@ class TrainedModel:
             "feature_names": self.feature_names,
             "labels": self.labels,
             "training_data": self.source,
+            "training_data_sha256": self.training_data_sha256,
+            "training_data_etag": self.training_data_etag,
+            "input_limits": self.input_limits,
             "duration_seconds": round(self.duration_seconds, 4),
         }
 
 
-def iris_dataset() -> Dataset:
-    """The seed's data: iris petal width and length, 1 = virginica, 0 = anything else."""
-    iris = load_iris()
-    features = iris.data[:, [3, 2]]  # petal width (cm), petal length (cm): the seed's order
-    target = (iris.target == 2).astype(np.int64)
-    return Dataset(features, target, list(SEED_FEATURES), list(SEED_LABELS), "iris", _sha256(b"iris"))
+class _PacedScorer:
+    """f1_macro, plus a look at the clock after every fit: the only hook GridSearchCV gives between fits."""
 
+    def __init__(self, budget: Budget, total_fits: int, candidate: str) -> None:
+        self.budget, self.total_fits, self.candidate = budget, total_fits, candidate
+        self.started = budget.clock()
+        self._done = itertools.count(1)
+        self._lock = threading.Lock()
+        self._score = get_scorer(SCORING)
 
-def csv_dataset(data: bytes, target_column: str, feature_columns: Sequence[str] | None, source: str) -> Dataset:
-    """A user's CSV: numeric feature columns and any target column; labels are the target's values."""
-    try:
-        frame = pd.read_csv(io.BytesIO(data))
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise TrainingError(f"data_key {source!r} is not a readable CSV file: {exc}") from None
-    if target_column not in frame.columns:
-        raise TrainingError(
-            f"target_column {target_column!r} is not a column of {source!r}; columns: {list(frame.columns)}"
-        )
-    names = list(feature_columns) if feature_columns else [c for c in frame.columns if c != target_column]
-    missing = [name for name in names if name not in frame.columns]
-    if missing:
-        raise TrainingError(f"feature_columns {missing} are not columns of {source!r}")
-    if target_column in names:
-        raise TrainingError(f"target_column {target_column!r} cannot also be a feature column")
-    if not names:
-        raise TrainingError(f"{source!r} has no feature column besides the target {target_column!r}")
-    frame = frame[[*names, target_column]].dropna()
-    non_numeric = [name for name in names if not pd.api.types.is_numeric_dtype(frame[name])]
-    if non_numeric:
-        raise TrainingError(f"feature columns must be numeric; not numeric: {non_numeric}")
-    features = frame[names].to_numpy(dtype=np.float64)
-    if not np.isfinite(features).all():
-        raise TrainingError("feature columns must hold finite numbers only")
-    codes, uniques = pd.factorize(frame[target_column], sort=True)
-    labels = [str(value) for value in uniques]
-    _check_enough_rows(codes, labels)
-    return Dataset(features, codes.astype(np.int64), [str(n) for n in names], labels, source, _sha256(data))
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _check_enough_rows(target: np.ndarray, labels: list[str]) -> None:
-    if len(labels) < 2:
-        raise TrainingError(f"the target needs at least two classes; found {labels}")
-    counts = np.bincount(target, minlength=len(labels))
-    scarce = [labels[i] for i, count in enumerate(counts) if count < MIN_ROWS_PER_CLASS]
-    if scarce:
-        raise TrainingError(f"each class needs at least {MIN_ROWS_PER_CLASS} rows; too few rows of {scarce}")
-
-
-def resolve_grids(
-    requested: Mapping[str, Mapping[str, Sequence[Any]] | None] | None,
-) -> dict[str, dict[str, list[Any]]]:
-    """Turn a request's candidate choice into checked parameter grids (the seed's when none is given)."""
-    chosen = requested or {name: None for name in DEFAULT_CANDIDATES}
-    grids: dict[str, dict[str, list[Any]]] = {}
-    for name, grid in chosen.items():
-        candidate = CANDIDATES.get(name)
-        if candidate is None:
-            raise TrainingError(f"unknown candidate {name!r}; allowed: {sorted(CANDIDATES)}")
-        grid = {key: list(values) for key, values in (grid or candidate.default_grid).items()}
-        unknown = sorted(set(grid) - candidate.tunable)
-        if unknown:
-            raise TrainingError(f"candidate {name!r} cannot tune {unknown}; tunable: {sorted(candidate.tunable)}")
-        for key, ceiling in candidate.ceilings.items():
-            too_big = [v for v in grid.get(key, []) if isinstance(v, int | float) and v > ceiling]
-            if too_big:
-                raise TrainingError(f"candidate {name!r}: {key} may be at most {ceiling}; got {too_big}")
-        combinations = len(ParameterGrid(grid))
-        if combinations > MAX_GRID_COMBINATIONS:
-            raise TrainingError(
-                f"candidate {name!r} grid has {combinations} combinations; at most {MAX_GRID_COMBINATIONS}"
-            )
-        for params in ParameterGrid(grid):
-            try:
-                # scikit-learn's own parameter check, so a bad value is refused before any fitting.
-                candidate.build().set_params(**params)._validate_params()
-            except (ValueError, TypeError) as exc:
-                raise TrainingError(f"candidate {name!r}: {exc}") from None
-        grids[name] = grid
-    return grids
+    def __call__(self, estimator: BaseEstimator, features: np.ndarray, target: np.ndarray) -> float:
+        with self._lock:
+            done = next(self._done)
+        self.budget.check_pace(self.started, done, self.total_fits, f"candidate {self.candidate!r}")
+        return float(self._score(estimator, features, target))
 
 
 def train_model(
     dataset: Dataset,
     grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     n_jobs: int | None = None,
+    budget: Budget | None = None,
 ) -> TrainedModel:
-    """Fit the scaler on the training split, grid-search each candidate, keep the best held-out f1_macro."""
+    """Fit the scaler on the training split, grid-search each candidate, keep the best held-out f1_macro.
+
+    Raises TrainingTooLongError as soon as the budget cannot hold the work (before the deadline when the first
+    fits show it), and never returns after the deadline: a caller that publishes what this returns publishes
+    in time or not at all.
+    """
+    budget = budget or unlimited()
     started = time.perf_counter()
     grids = grids if grids is not None else resolve_grids(None)
-    _check_enough_rows(dataset.target, dataset.labels)
+    check_enough_rows(dataset.target, dataset.labels)
     x_train, x_test, y_train, y_test = train_test_split(
         dataset.features,
         dataset.target,
@@ -261,29 +162,49 @@ def train_model(
     scores: dict[str, float] = {}
     cv_scores: dict[str, float] = {}
     for name, grid in grids.items():
+        budget.check(f"before fitting candidate {name!r}")
+        grid = {key: list(values) for key, values in grid.items()}
+        total_fits = len(ParameterGrid(grid)) * CV_FOLDS + REFIT_FITS
         search = GridSearchCV(
             CANDIDATES[name].build(),
-            {key: list(values) for key, values in grid.items()},
+            grid,
             cv=CV_FOLDS,
-            scoring=SCORING,
+            scoring=_PacedScorer(budget, total_fits, name),
             n_jobs=n_jobs if n_jobs is not None else default_n_jobs(len(y_train)),
             error_score="raise",
         )
         try:
             with parallel_config(backend="threading"):
                 search.fit(x_train_scaled, y_train)
-        except ValueError as exc:
-            raise TrainingError(f"candidate {name!r} could not be fitted on this data: {exc}") from None
-        held_out = float(f1_score(y_test, search.best_estimator_.predict(x_test_scaled), average="macro"))
+            held_out = float(f1_score(y_test, search.best_estimator_.predict(x_test_scaled), average="macro"))
+        except TrainingTooLongError:
+            raise
+        except Exception as exc:  # any fitting failure is about this data and these parameters: a 4xx
+            raise TrainingError(
+                f"candidates.{name} could not be fitted on this data ({type(exc).__name__}: {exc}); "
+                "choose other parameter values or another candidate"
+            ) from None
         scores[name] = held_out
         cv_scores[name] = float(search.best_score_)
         if best is None or held_out > best[0]:  # strictly greater: the first candidate wins a tie
             best = (held_out, name, search.best_estimator_, dict(search.best_params_))
 
     if best is None:
-        raise TrainingError("choose at least one candidate")
+        raise TrainingError("candidates: choose at least one candidate")
     f1_macro, name, model, params = best
+    try:
+        input_limits = compute_input_limits(name, model, scaler.mean_, scaler.scale_, x_train_scaled)
+    except UnusableModelError as exc:
+        raise TrainingError(f"candidates.{name}: {exc}") from None
     predicted = model.predict(x_test_scaled)
+    budget.check("in time to publish")
+    rows: dict[str, Any] = {
+        "total": len(dataset.target),
+        "train": len(y_train),
+        "test": len(y_test),
+        "dropped": dataset.dropped_rows,
+        "dropped_reason": dataset.dropped_reason,
+    }
     return TrainedModel(
         model=model,
         scaler=scaler,
@@ -293,10 +214,13 @@ def train_model(
         metrics={"f1_macro": f1_macro, "accuracy": float(accuracy_score(y_test, predicted))},
         feature_names=list(dataset.feature_names),
         labels=list(dataset.labels),
-        rows={"total": len(dataset.target), "train": len(y_train), "test": len(y_test)},
+        rows=rows,
         source=dataset.source,
         duration_seconds=time.perf_counter() - started,
         candidate_scores=scores,
+        training_data_sha256=dataset.sha256,
+        training_data_etag=dataset.etag,
+        input_limits=input_limits,
         cv_scores=cv_scores,
         split=Split(x_train, x_test, y_train, y_test),
     )

@@ -230,9 +230,24 @@ class ModelStore:
 
     def read_data(self, key: str) -> bytes:
         """A user's training data, from the same bucket but never from the models' own prefix."""
-        if not DATA_KEY_PATTERN.match(key) or ".." in key or "//" in key or key.startswith(MODELS_PREFIX):
-            raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
+        _check_data_key(key)
         return self.objects.get(key)
+
+    def read_data_tagged(self, key: str) -> tuple[bytes, str | None]:
+        """The training data and its S3 ETag (None on a local store, whose tags are not ETags)."""
+        _check_data_key(key)
+        data, tag = self.objects.get_tagged(key)
+        return data, tag if isinstance(self.objects, S3ObjectStore) else None
+
+    def data_size(self, key: str) -> int:
+        """The training data's size, read before the data itself so a file too large is never read."""
+        _check_data_key(key)
+        return self.objects.size(key)
+
+
+def _check_data_key(key: str) -> None:
+    if not DATA_KEY_PATTERN.match(key) or ".." in key or "//" in key or key.startswith(MODELS_PREFIX):
+        raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
 
 
 def _check_name(name: str, field: str) -> None:

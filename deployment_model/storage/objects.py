@@ -90,6 +90,10 @@ class ObjectStore(Protocol):
         """The object's bytes and an opaque tag that changes whenever the object does (for `put(if_match=)`)."""
         ...
 
+    def size(self, key: str) -> int:
+        """The object's size in bytes, without reading it (to refuse what is too large to read)."""
+        ...
+
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         """Write the whole object and return its new tag; readers see the old object or the new one.
 
@@ -142,6 +146,12 @@ class DirectoryObjectStore:
     def get_tagged(self, key: str) -> tuple[bytes, str]:
         data = self.get(key)
         return data, _tag(data)
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFoundError(f"no object {key!r} in {self.location}")
+        return path.stat().st_size
 
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         path = self._path(key)
@@ -259,6 +269,10 @@ class S3ObjectStore:
         with self._translate_errors(key):
             answer = self._client.get_object(Bucket=self.bucket, Key=key)
             return answer["Body"].read(), answer["ETag"]
+
+    def size(self, key: str) -> int:
+        with self._translate_errors(key):
+            return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
 
     def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         conditions: dict[str, str] = {}

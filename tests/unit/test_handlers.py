@@ -51,7 +51,7 @@ def test_train_response_describes_the_published_model(local_service: Service) ->
         "weights": "distance",
     }
     assert set(answer["metrics"]) == {"f1_macro", "accuracy"}
-    assert answer["rows"] == {"total": 150, "train": 105, "test": 45}
+    assert answer["rows"] == {"total": 150, "train": 105, "test": 45, "dropped": 0, "dropped_reason": None}
     assert answer["feature_names"] == ["petal_width", "petal_length"]
     assert answer["labels"] == ["Not virginica", "virginica"]
     assert answer["duration_seconds"] > 0
@@ -170,7 +170,7 @@ def test_a_bug_is_a_500_with_the_request_id_and_no_traceback(
 
 def test_training_errors_are_400s(local_service: Service) -> None:
     answer = local_service.train({"candidates": {"knn": {"n_neighbors": [0]}}})
-    assert answer["statusCode"] == 400 and "candidate 'knn'" in answer["message"]
+    assert answer["statusCode"] == 400 and "candidates.knn.n_neighbors" in answer["message"]
     missing = local_service.train({"data_key": "data/none.csv", "target_column": "y"})
     assert missing["statusCode"] == 404 and "data/none.csv" in missing["message"]
 

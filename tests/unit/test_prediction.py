@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deployment_model.ml.prediction import InvalidRowsError, predict
+from deployment_model.ml.limits import MAX_CLASSES, MAX_ROWS_PER_REQUEST
+from deployment_model.ml.prediction import InvalidRowsError, check_answer_size, predict
 from deployment_model.ml.training import iris_dataset, resolve_grids, train_model
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.models import ModelStore
 from deployment_model.storage.objects import ArtifactIntegrityError, DirectoryObjectStore, StoreUnavailableError
+from tests.conftest import body_of, proxy_event
 from tests.unit.test_store import RecordingObjects
 
 
@@ -170,8 +174,16 @@ def test_loads_are_reported(objects, trained) -> None:
 def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
     store = ModelStore(objects)
     publish(store, trained)
-    with pytest.raises(InvalidRowsError, match="row 1 has values too large"):
+    with pytest.raises(InvalidRowsError, match=r"x_test row 1: value . .* is outside what model 'Model_ml'"):
         predict(store.load("Model_ml"), np.array([[0.7, 1.0], row]))
+
+
+def test_versions_trained_before_input_limits_keep_the_older_check(objects, trained) -> None:
+    store = ModelStore(objects)
+    summary = {k: v for k, v in trained.summary().items() if k != "input_limits"}
+    store.publish("Model_ml", "scaler", trained.model, trained.scaler, summary)
+    with pytest.raises(InvalidRowsError, match="row 1 has values too large"):
+        predict(store.load("Model_ml"), np.array([[0.7, 1.0], [1e155, 1.0]]))
 
 
 def test_large_but_computable_values_still_predict(objects, trained) -> None:
@@ -180,3 +192,33 @@ def test_large_but_computable_values_still_predict(objects, trained) -> None:
     result = predict(store.load("Model_ml"), np.array([[1e100, 1e100], [-1e100, 3.0]]))
     assert set(result.labels) <= {"Not virginica", "virginica"} and len(result.labels) == 2
     assert np.allclose(result.probabilities.sum(axis=1), 1.0)
+
+
+# --- the size of an answer is bounded before it is computed (issue 15.1) ------------------------------------
+
+
+def test_the_seed_model_answers_the_full_10000_rows() -> None:
+    check_answer_size(MAX_ROWS_PER_REQUEST, ["Not virginica", "virginica"], True, "Model_ml")
+
+
+def test_an_answer_past_6_mb_is_a_413_saying_how_many_rows_fit(local_service, tmp_path: Path) -> None:
+    # The worst a trained model may be: 100 classes, labels of 200 characters, some of them not ASCII.
+    labels = [f"{i:03d}" + "é" * 197 for i in range(MAX_CLASSES)]
+    csv_lines = [f"{i % 97 + (i // 97) * 0.01},{label}" for i, label in enumerate(labels * 6)]
+    path = tmp_path / "store" / "data" / "wide.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("a,t\n" + "\n".join(csv_lines) + "\n", encoding="utf-8")
+    request = {"data_key": "data/wide.csv", "target_column": "t", "candidates": {"knn": {"n_neighbors": [1]}}}
+    assert local_service.train(request)["statusCode"] == 200
+
+    too_many = local_service.predict(proxy_event("/predict", {"x_test": [[1.0]] * MAX_ROWS_PER_REQUEST}))
+    message = body_of(too_many)["message"]
+    assert too_many["statusCode"] == 413 and body_of(too_many)["error"] == "response_too_large"
+    fitting = int(re.search(r"at most (\d+) rows fit", message).group(1))
+    assert 0 < fitting < MAX_ROWS_PER_REQUEST
+
+    served = local_service.predict(proxy_event("/predict", {"x_test": [[float(i % 97)] for i in range(fitting)]}))
+    assert served["statusCode"] == 200 and body_of(served)["rows"] == fitting
+    assert len(json.dumps(served).encode()) <= 6 * 1024 * 1024  # what Lambda would return, ASCII-escaped
+    one_more = local_service.predict(proxy_event("/predict", {"x_test": [[1.0]] * (fitting + 1)}))
+    assert one_more["statusCode"] == 413

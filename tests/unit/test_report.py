@@ -201,13 +201,13 @@ def test_the_inference_function_serves_reports_without_matplotlib() -> None:
 
 
 def test_big_training_data_still_gives_a_small_picture_of_the_expected_size() -> None:
+    from deployment_model.ml.datasets import Dataset
     from deployment_model.ml.report_images import MAX_POINTS_DRAWN, decision_regions_png
-    from deployment_model.ml.training import Dataset
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(20_000, 2))
     target = (features[:, 0] + features[:, 1] > 0).astype(np.int64)
-    dataset = Dataset(features, target, ["a", "b"], ["no", "yes"], "synthetic")
+    dataset = Dataset(features, target, ["a", "b"], ["no", "yes"], "synthetic", sha256="0" * 64)
     trained = train_model(dataset, {"logistic_regression": {"C": [1.0]}})
     assert trained.split is not None and len(trained.split.y_train) > MAX_POINTS_DRAWN
     picture = decision_regions_png(trained)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from typing import get_args
 
 import numpy as np
 import orjson
@@ -13,13 +14,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from deployment_model.api.grids import CANDIDATE_NAMES, CandidateGrids, KnnMetric
 from deployment_model.api.schemas import (
+    MAX_FEATURES_PER_ROW,
     MAX_ROWS_PER_REQUEST,
     PredictRequest,
     TooManyRowsError,
     TrainRequest,
     parse_rows,
 )
+from deployment_model.ml.budget import Budget, TrainingTooLongError
+from deployment_model.ml.candidates import CANDIDATES, KNN_METRICS
+from deployment_model.ml.training import TrainingError, iris_dataset, resolve_grids, train_model
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64) | st.integers(-(2**53), 2**53)
 json_values = st.recursive(
@@ -168,3 +174,149 @@ def test_model_version_must_look_like_a_version() -> None:
         PredictRequest.model_validate({"x_test": [1, 2], "model_version": "latest/../../x"})
     pinned = PredictRequest.model_validate({"x_test": [1, 2], "model_version": "20261124T123456123456Z-1a2b3c4d"})
     assert pinned.model_version == "20261124T123456123456Z-1a2b3c4d"
+
+
+# --- candidates: every tunable parameter typed, in step with the estimators (issues 9.5, 15.2) -------------
+
+
+def test_every_candidates_grid_model_declares_exactly_its_tunable_parameters() -> None:
+    models = {name: CandidateGrids.model_fields[name].annotation for name in CANDIDATE_NAMES}
+    for name, candidate in CANDIDATES.items():
+        grid_model = next(arg for arg in get_args(models[name]) if arg is not type(None))
+        assert set(grid_model.model_fields) == candidate.tunable, name
+    assert set(get_args(KnnMetric)) == set(KNN_METRICS)
+
+
+def test_the_openapi_document_shows_each_parameters_allowed_values() -> None:
+    schema = json.dumps(TrainRequest.model_json_schema())
+    for words in ('"KnnGrid"', '"seuclidean"', '"minkowski"', '"n_estimators"', '"maximum": 500', '"drop"'):
+        assert (words in schema) == (words != '"seuclidean"'), words
+
+
+def test_candidates_keep_the_requests_order() -> None:
+    grids = TrainRequest.model_validate({"candidates": {"sgd": None, "knn": {"n_neighbors": [3]}}}).candidate_grids()
+    assert list(grids.items()) == [("sgd", None), ("knn", {"n_neighbors": [3]})]
+    assert list(TrainRequest.model_validate({"candidates": ["random_forest", "knn"]}).candidate_grids()) == [
+        "random_forest",
+        "knn",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("grid", "accepted"),
+    [
+        ({"random_forest": {"n_estimators": [500]}}, True),
+        ({"random_forest": {"n_estimators": [501]}}, False),
+        ({"random_forest": {"max_depth": [100, None]}}, True),
+        ({"random_forest": {"max_depth": [101]}}, False),
+        ({"knn": {"n_neighbors": [1000]}}, True),
+        ({"knn": {"n_neighbors": [1001]}}, False),
+        ({"knn": {"p": [100]}}, True),
+        ({"knn": {"p": [100.5]}}, False),
+        ({"sgd": {"max_iter": [10_000]}}, True),
+        ({"sgd": {"max_iter": [10_001]}}, False),
+        ({"knn": {"n_neighbors": list(range(1, 21))}}, True),
+        ({"knn": {"n_neighbors": list(range(1, 22))}}, False),
+        ({"random_forest": {"max_features": [1, 0.5, "sqrt", None]}}, True),
+        ({"random_forest": {"max_features": [0, 1.5, True]}}, False),
+    ],
+)
+def test_grid_ceilings_hold_at_the_boundary(grid, accepted: bool) -> None:
+    if accepted:
+        TrainRequest.model_validate({"candidates": grid})
+    else:
+        with pytest.raises(ValidationError, match="candidates"):
+            TrainRequest.model_validate({"candidates": grid})
+
+
+def test_missing_values_is_drop_or_refuse() -> None:
+    assert TrainRequest.model_validate({}).missing_values == "drop"
+    with pytest.raises(ValidationError, match="missing_values"):
+        TrainRequest.model_validate({"missing_values": "fill"})
+
+
+@pytest.mark.parametrize(("width", "accepted"), [(MAX_FEATURES_PER_ROW, True), (MAX_FEATURES_PER_ROW + 1, False)])
+def test_row_width_holds_at_the_boundary(width: int, accepted: bool) -> None:
+    if accepted:
+        assert parse_rows([[1.0] * width]).matrix.shape == (1, width)
+    else:
+        with pytest.raises(ValueError, match=f"at most {MAX_FEATURES_PER_ROW} values"):
+            parse_rows([[1.0] * width])
+
+
+GRID_VALUES = st.sampled_from(
+    [
+        True,
+        False,
+        None,
+        -1,
+        0,
+        1,
+        2,
+        3,
+        0.5,
+        1.5,
+        100,
+        500,
+        501,
+        1e308,
+        1e-308,
+        "sqrt",
+        "log2",
+        "distance",
+        "uniform",
+        "minkowski",
+        "manhattan",
+        "seuclidean",
+        "pyfunc",
+        "l1",
+        "l2",
+        "elasticnet",
+        "hinge",
+        "log_loss",
+        "balanced",
+        "gini",
+        "entropy",
+        "constant",
+        "optimal",
+        "",
+        "x",
+    ]
+)
+PARAMETERS = sorted(set().union(*(c.tunable for c in CANDIDATES.values())))
+candidate_requests = st.dictionaries(
+    st.sampled_from(CANDIDATE_NAMES),
+    st.none() | st.dictionaries(st.sampled_from(PARAMETERS), st.lists(GRID_VALUES, min_size=0, max_size=3), max_size=3),
+    max_size=2,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(candidates=candidate_requests)
+def test_any_grid_is_refused_in_words_or_trains(candidates) -> None:
+    """Every tunable parameter, valid or not: a ValidationError or TrainingError naming it, or a trained model."""
+    try:
+        grids = TrainRequest.model_validate({"candidates": candidates}).candidate_grids()
+    except ValidationError as refused:
+        assert all(error["loc"][0] == "candidates" for error in refused.errors())
+        return
+    try:
+        train_model(iris_dataset(), resolve_grids(grids), budget=Budget(10))
+    except (TrainingError, TrainingTooLongError) as refused:
+        assert "candidates" in str(refused) or "training" in str(refused)
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field", "words"),
+    [
+        (PredictRequest, {"x_test": [1], "model_version": "latest"}, "model_version", "omit model_version"),
+        (TrainRequest, {"filename_model": "a b"}, "filename_model", "letters, digits"),
+        (TrainRequest, {"filename_scaler": "x/../y"}, "filename_scaler", "without '..'"),
+        (TrainRequest, {"data_key": "/etc/passwd", "target_column": "t"}, "data_key", "an object key of letters"),
+    ],
+)
+def test_names_keys_and_versions_are_refused_in_words_not_regexes(model, body, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate(body)
+    (error,) = refused.value.errors()
+    assert error["loc"] == (field,) and words in error["msg"] and "^[" not in error["msg"]

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from deployment_model.api.schemas import CandidateName
+from deployment_model.ml.limits import MAX_CLASSES, MAX_FEATURES_PER_ROW, MAX_LABEL_LENGTH
 from deployment_model.ml.training import (
     CANDIDATES,
+    MAX_GRID_COMBINATIONS,
+    MIN_ROWS_PER_CLASS,
     TrainingError,
     csv_dataset,
     iris_dataset,
@@ -42,7 +45,7 @@ def test_iris_features_are_petal_width_then_length_and_target_is_virginica() -> 
 
 
 def test_split_is_stratified_70_30(seed_model) -> None:
-    assert seed_model.rows == {"total": 150, "train": 105, "test": 45}
+    assert seed_model.rows == {"total": 150, "train": 105, "test": 45, "dropped": 0, "dropped_reason": None}
 
 
 def test_seed_answers(seed_model) -> None:
@@ -114,7 +117,13 @@ def test_csv_labels_come_from_the_data() -> None:
         (b"a,b,t\n1,x,y\n", "t", None, "not numeric: ['b']"),
         (b"a,t\n" + b"1,x\n" * 10, "t", None, "at least two classes"),
         (b"a,t\n1,x\n2,y\n3,y\n4,y\n5,y\n", "t", None, "at least 4 rows"),
-        (b"", "t", None, "not a readable CSV"),
+        (b"", "t", None, "is empty"),
+        (b"\xff\xfe,\x00\n", "t", None, "not a readable CSV"),
+        (b"a,b,t\n", "t", None, "has a header but no rows"),
+        (b"a,t\n,x\n,y\n", "t", None, "no rows left"),
+        (b"a,b,t\n1,2,x\n", "t", ["a", "a"], "lists ['a'] more than once"),
+        (b"a,b,t\n1,2,x\n", "t", ["a", "t"], "includes the target_column 't'"),
+        (b"a,t\n1,x\n", "t", ["t"], "includes the target_column 't'"),
     ],
 )
 def test_unusable_csv_is_refused_with_a_reason(csv: bytes, target: str, features, message: str) -> None:
@@ -127,13 +136,93 @@ def test_unusable_csv_is_refused_with_a_reason(csv: bytes, target: str, features
     [
         ({"svm": None}, "unknown candidate 'svm'"),
         ({"knn": {"leaf_size": [10]}}, "cannot tune \\['leaf_size'\\]"),
-        ({"knn": {"n_neighbors": [0]}}, "candidate 'knn'"),
-        ({"sgd": {"penalty": ["l3"]}}, "candidate 'sgd'"),
-        ({"random_forest": {"n_estimators": [10**9]}}, "n_estimators may be at most 500"),
-        ({"sgd": {"max_iter": [10**7]}}, "max_iter may be at most 10000"),
+        ({"knn": {"n_neighbors": [0]}}, "candidates.knn: The 'n_neighbors' parameter"),
+        ({"sgd": {"penalty": ["l3"]}}, "candidates.sgd: The 'penalty' parameter"),
+        ({"random_forest": {"n_estimators": [10**9]}}, "n_estimators: may be at most 500"),
+        ({"sgd": {"max_iter": [10**7]}}, "max_iter: may be at most 10000"),
         ({"random_forest": {"n_estimators": list(range(1, 21)), "max_depth": list(range(1, 12))}}, "combinations"),
+        ({"knn": {"n_neighbors": [True]}}, "not true/false"),
+        ({"knn": {"metric": ["seuclidean"]}}, "choose from minkowski"),
+        ({"knn": {"metric": ["pyfunc"]}}, "choose from minkowski"),
+        ({"knn": {"p": [101]}}, "p: may be at most 100"),
+        ({"knn": {"n_neighbors": []}}, "give at least one"),
+        ({}, "choose at least one"),
     ],
 )
 def test_bad_candidate_choices_are_refused_before_fitting(grids, message: str) -> None:
     with pytest.raises(TrainingError, match=message):
         resolve_grids(grids)
+
+
+# --- limits at their boundaries, both sides (issue 15) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("depths", "accepted"), [(10, True), (11, False)])
+def test_the_grid_cap_is_exactly_200_combinations(depths: int, accepted: bool) -> None:
+    grid = {"random_forest": {"n_estimators": list(range(1, 21)), "max_depth": list(range(1, depths + 1))}}
+    assert MAX_GRID_COMBINATIONS == 200
+    if accepted:
+        assert len(resolve_grids(grid)["random_forest"]["max_depth"]) == 10
+    else:
+        with pytest.raises(TrainingError, match="220 combinations"):
+            resolve_grids(grid)
+
+
+@pytest.mark.parametrize(
+    ("grid", "accepted"),
+    [
+        ({"random_forest": {"n_estimators": [500]}}, True),
+        ({"random_forest": {"n_estimators": [501]}}, False),
+        ({"random_forest": {"max_depth": [100]}}, True),
+        ({"random_forest": {"max_depth": [101]}}, False),
+        ({"knn": {"n_neighbors": [1000]}}, True),
+        ({"knn": {"n_neighbors": [1001]}}, False),
+        ({"logistic_regression": {"max_iter": [10_000]}}, True),
+        ({"logistic_regression": {"max_iter": [10_001]}}, False),
+    ],
+)
+def test_work_ceilings_hold_at_the_boundary(grid, accepted: bool) -> None:
+    if accepted:
+        resolve_grids(grid)
+    else:
+        with pytest.raises(TrainingError, match="may be at most"):
+            resolve_grids(grid)
+
+
+def labelled_csv(labels: list[str], per_class: int, columns: int = 1) -> bytes:
+    header = ",".join(f"f{i}" for i in range(columns)) + ",t\n"
+    rows = [",".join([str(n)] * columns) + f",{label}" for n in range(per_class) for label in labels]
+    return (header + "\n".join(rows) + "\n").encode()
+
+
+@pytest.mark.parametrize(("per_class", "accepted"), [(MIN_ROWS_PER_CLASS, True), (MIN_ROWS_PER_CLASS - 1, False)])
+def test_rows_per_class_hold_at_the_boundary(per_class: int, accepted: bool) -> None:
+    assert MIN_ROWS_PER_CLASS == 4
+    csv = labelled_csv(["a", "b"], per_class)
+    if accepted:
+        data = csv_dataset(csv, "t", None, "d.csv")
+        assert train_model(data, resolve_grids({"knn": {"n_neighbors": [1]}})).rows["total"] == 8
+    else:
+        with pytest.raises(TrainingError, match="at least 4 rows"):
+            csv_dataset(csv, "t", None, "d.csv")
+
+
+@pytest.mark.parametrize(
+    ("labels", "columns", "accepted", "words"),
+    [
+        ([f"c{i}" for i in range(MAX_CLASSES)], 1, True, ""),
+        ([f"c{i}" for i in range(MAX_CLASSES + 1)], 1, False, "at most 100 classes"),
+        (["a" * MAX_LABEL_LENGTH, "b"], 1, True, ""),
+        (["a" * (MAX_LABEL_LENGTH + 1), "b"], 1, False, "longer than 200 characters"),
+        (["a", "b"], MAX_FEATURES_PER_ROW, True, ""),
+        (["a", "b"], MAX_FEATURES_PER_ROW + 1, False, "at most 1000 values"),
+    ],
+)
+def test_what_serving_can_answer_holds_at_training_at_the_boundary(labels, columns, accepted, words) -> None:
+    csv = labelled_csv(labels, MIN_ROWS_PER_CLASS, columns)
+    if accepted:
+        data = csv_dataset(csv, "t", None, "d.csv")
+        assert len(data.labels) == len(labels) and data.features.shape[1] == columns
+    else:
+        with pytest.raises(TrainingError, match=words):
+            csv_dataset(csv, "t", None, "d.csv")

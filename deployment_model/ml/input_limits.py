@@ -1,0 +1,88 @@
+"""The input values each trained model can take, computed at training and checked at prediction with numpy only.
+
+Every estimator has numeric edges a finite float can cross: trees compare in float32 (a value beyond 3.4e38
+makes scikit-learn raise), KNN's Minkowski distances raise |difference| to the power p (1e5**100 overflows, and
+with distance weights every neighbour then weighs zero), linear models multiply values by their coefficients.
+Training knows the model, so it derives, per feature, the raw input range within which every computation
+stays finite, and records it in the version's metadata as `input_limits`. Prediction (scikit-learn or ONNX)
+refuses rows outside it with a 400 naming the row, the feature and the range, before any arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+FLOAT64_MAX = float(np.finfo(np.float64).max)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Every bound keeps a factor of 4 below overflow, so rounding at the boundary never tips a value over.
+SAFETY = 4.0
+MINKOWSKI_P = {"euclidean": 2.0, "manhattan": 1.0, "chebyshev": 1.0}  # chebyshev bounded like p=1 (a sum)
+
+
+class InvalidRowsError(ValueError):
+    """Rows this model cannot take: another width than it was trained on, or values beyond its numeric range."""
+
+
+class UnusableModelError(ValueError):
+    """The fitted model cannot measure its own training data (e.g. KNN with a huge p): refused at training."""
+
+
+def max_scaled_magnitude(candidate: str, model: Any, scaled_training: np.ndarray) -> tuple[float, str]:
+    """The largest |scaled value| this fitted model computes with safely, and why (said in errors)."""
+    if candidate == "random_forest":
+        return FLOAT32_MAX / SAFETY, "random forests compare values as 32-bit floats"
+    if candidate == "knn":
+        metric = str(model.effective_metric_)
+        p = float((model.effective_metric_params_ or {}).get("p", MINKOWSKI_P.get(metric, 2.0)))
+        p = MINKOWSKI_P.get(metric, p)
+        width = scaled_training.shape[1]
+        # sum over features of |x - y|**p must stay finite, with y a training point
+        reach = (FLOAT64_MAX / SAFETY / width) ** (1.0 / p)
+        largest_training = float(np.abs(scaled_training).max(initial=0.0))
+        magnitude = reach - largest_training
+        if magnitude <= largest_training:
+            raise UnusableModelError(
+                f"knn with p={p:g} cannot measure distances on this data: |difference|**{p:g} overflows for "
+                "values the training data already holds; choose a smaller p"
+            )
+        return min(magnitude, FLOAT64_MAX / SAFETY), f"knn distances raise differences to the power p={p:g}"
+    # linear models: the decision is values . coefficients + intercept
+    coefficients = np.abs(np.asarray(model.coef_, dtype=np.float64)).sum(axis=1).max()
+    intercept = float(np.abs(np.asarray(model.intercept_, dtype=np.float64)).max(initial=0.0))
+    if not (np.isfinite(coefficients) and np.isfinite(intercept)):
+        raise UnusableModelError("the fitted coefficients are not finite numbers; choose other parameter values")
+    room = FLOAT64_MAX / SAFETY - intercept
+    magnitude = room / coefficients if coefficients > 0 else FLOAT64_MAX / SAFETY
+    return min(magnitude, FLOAT64_MAX / SAFETY), "the model multiplies values by its coefficients"
+
+
+def compute_input_limits(
+    candidate: str, model: Any, mean: np.ndarray, scale: np.ndarray, scaled_training: np.ndarray
+) -> dict[str, Any]:
+    """Per-feature raw input ranges, JSON-ready for the version's metadata.
+
+    `mean` and `scale` are the StandardScaler's: a raw value x is scaled to (x - mean) / scale, so |scaled|
+    <= M holds for x in [mean - M * scale, mean + M * scale].
+    """
+    magnitude, reason = max_scaled_magnitude(candidate, model, scaled_training)
+    with np.errstate(over="ignore"):
+        low = np.clip(mean - magnitude * scale, -FLOAT64_MAX / 2, FLOAT64_MAX / 2)
+        high = np.clip(mean + magnitude * scale, -FLOAT64_MAX / 2, FLOAT64_MAX / 2)
+    return {"min": low.tolist(), "max": high.tolist(), "scaled_magnitude": magnitude, "reason": reason}
+
+
+def check_rows(limits: dict[str, Any], rows: np.ndarray, feature_names: Sequence[str], model: str) -> None:
+    """Refuse rows with a value outside the model's input limits (numpy only: no scikit-learn needed)."""
+    low = np.asarray(limits["min"], dtype=np.float64)
+    high = np.asarray(limits["max"], dtype=np.float64)
+    outside = (rows < low) | (rows > high)
+    if outside.any():
+        row, column = (int(i) for i in np.argwhere(outside)[0])
+        raise InvalidRowsError(
+            f"x_test row {row}: value {column} ({feature_names[column]}) is outside what model {model!r} can "
+            f"compute with: it accepts {low[column]:.6g} to {high[column]:.6g} for that feature "
+            f"({limits.get('reason', 'its numeric range')})"
+        )

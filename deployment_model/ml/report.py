@@ -7,12 +7,12 @@ function serves them (api/report_page.py) and needs only these names, so nothing
 from __future__ import annotations
 
 REPORT_SCHEMA_VERSION = 1
-# Artifact kinds of a version (metadata `artifacts`), and the file each is stored as under the version's report/.
+# Artifact kinds of a version (metadata `artifacts`), and the file each is stored as in the version's folder.
 REPORT_KIND = "report"
 REPORT_FILE = "report.json"
 IMAGE_KINDS = {
-    "report_confusion_matrix": "confusion_matrix.png",
-    "report_decision_regions": "decision_regions.png",
+    "report_confusion_matrix": "report-confusion-matrix.png",
+    "report_decision_regions": "report-decision-regions.png",
 }
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # The per-feature statistics, in reading order (JSON objects are stored with sorted keys).

@@ -4,7 +4,7 @@ Layout, the same in S3 and in a local directory:
 
     models/<name>/versions/<version>/<name>.joblib      the classifier
     models/<name>/versions/<version>/<scaler>.joblib    the scaler fitted in the same run
-    models/<name>/versions/<version>/report/...         the training report (JSON, PNGs), when trained with one
+    models/<name>/versions/<version>/report*.{json,png} the training report, when trained with one
     models/<name>/versions/<version>/metadata.json      sha256 of each artifact, library versions, metrics, ...
     models/<name>/latest.json                           {"version", "metadata_sha256"}: written LAST
 
@@ -124,8 +124,8 @@ class ModelStore:
     ) -> dict[str, Any]:
         """Write a new immutable version, then point `latest` at it. Returns the version's metadata.
 
-        extra_artifacts: {kind: (filename, bytes)} stored under the version's report/ folder with their digests
-        (the training report); read back with read_artifact.
+        extra_artifacts: {kind: (filename, bytes)} stored in the version's folder with their digests (the
+        training report); read back with read_artifacts.
         """
         _check_name(name, "filename_model")
         _check_name(scaler_name, "filename_scaler")
@@ -138,9 +138,10 @@ class ModelStore:
             "scaler": (f"{prefix}{scaler_name}.joblib", _dump(scaler)),
         }
         for kind, (filename, data) in (extra_artifacts or {}).items():
-            if kind in contents or not NAME_PATTERN.match(filename) or ".." in filename:
-                raise ValueError(f"extra artifact {kind!r} ({filename!r}) needs its own kind and a plain file name")
-            contents[kind] = (f"{prefix}report/{filename}", data)
+            reserved = filename == "metadata.json" or filename.endswith(".joblib")  # the model's own files
+            if kind in contents or reserved or not NAME_PATTERN.match(filename) or ".." in filename:
+                raise ValueError(f"extra artifact {kind!r} ({filename!r}) needs its own kind and file name")
+            contents[kind] = (f"{prefix}{filename}", data)
         artifacts = {
             kind: {"key": key, "sha256": _sha256(data), "bytes": len(data)} for kind, (key, data) in contents.items()
         }

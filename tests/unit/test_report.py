@@ -168,7 +168,7 @@ def test_unknown_versions_models_and_formats_are_4xx_naming_the_problem(local_se
 
 def test_a_tampered_report_artifact_is_refused_not_served(local_service: Service, tmp_path: Path) -> None:
     version = local_service.train({})["model_version"]
-    (picture,) = (tmp_path / "store").rglob("confusion_matrix.png")
+    (picture,) = (tmp_path / "store").rglob("report-confusion-matrix.png")
     picture.write_bytes(picture.read_bytes()[:-10])
     answer = get_report(local_service, version)
     assert answer["statusCode"] == 409 and "sha256 mismatch" in json.loads(answer["body"])["message"]
@@ -183,7 +183,7 @@ def test_the_report_is_recorded_in_the_versions_metadata_with_digests(local_serv
     for kind in kinds:
         entry = metadata["artifacts"][kind]
         data = (tmp_path / "store" / entry["key"]).read_bytes()
-        assert entry["key"].startswith(f"models/Model_ml/versions/{version}/report/")
+        assert entry["key"].startswith(f"models/Model_ml/versions/{version}/report")
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
 
 
@@ -234,3 +234,16 @@ def test_many_classes_keep_the_page_small_and_the_matrix_in_the_json(s3_service:
     page = get_report(s3_service, version)["body"]
     assert "held_out.confusion_matrix." not in page and f"confusion matrix of {classes} classes" in page
     assert len(page) < 200_000 and len(page_images(page)) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "filename"),
+    [("model", "report.json"), ("x", "metadata.json"), ("x", "Model_ml.joblib"), ("x", "../escape.png"), ("x", "a/b")],
+)
+def test_extra_artifacts_cannot_replace_the_versions_own_files_or_leave_its_folder(
+    local_service: Service, kind: str, filename: str
+) -> None:
+    trained = train_model(iris_dataset())
+    store = local_service.train_module.store
+    with pytest.raises(ValueError, match="needs its own kind and file name"):
+        store.publish("Model_ml", "scaler", trained.model, trained.scaler, {}, extra_artifacts={kind: (filename, b"")})

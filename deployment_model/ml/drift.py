@@ -11,6 +11,7 @@ each version's metadata (`report.feature_stats`) at training; the bounds are der
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,17 +55,20 @@ class DriftBounds:
 
 
 _bounds: OrderedDict[tuple[str, str], DriftBounds | None] = OrderedDict()
+_bounds_lock = threading.Lock()  # the local server predicts on several threads at once
 
 
 def bounds_for(name: str, version: str, metadata: Mapping[str, Any]) -> DriftBounds | None:
     """The bounds of a version, derived once (versions are immutable); None for versions trained before reports."""
     key = (name, version)
-    if key in _bounds:
-        _bounds.move_to_end(key)
-        return _bounds[key]
+    with _bounds_lock:
+        if key in _bounds:
+            _bounds.move_to_end(key)
+            return _bounds[key]
     stats = (metadata.get("report") or {}).get("feature_stats")
     bounds = DriftBounds.from_stats(stats) if stats else None
-    _bounds[key] = bounds
-    if len(_bounds) > _CACHED_VERSIONS:
-        _bounds.popitem(last=False)
+    with _bounds_lock:
+        _bounds[key] = bounds
+        if len(_bounds) > _CACHED_VERSIONS:
+            _bounds.popitem(last=False)
     return bounds

@@ -22,4 +22,7 @@ def test_train_and_predict_through_an_s3_compatible_endpoint(moto_server: Any, m
         f"models/Model_ml/versions/{version}/Model_ml.joblib",
         f"models/Model_ml/versions/{version}/scaler.joblib",
         f"models/Model_ml/versions/{version}/metadata.json",
+        f"models/Model_ml/versions/{version}/report.json",
+        f"models/Model_ml/versions/{version}/report-confusion-matrix.png",
+        f"models/Model_ml/versions/{version}/report-decision-regions.png",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,3 +96,19 @@ def body_of(answer: dict[str, Any]) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (answer.get("multiValueHeaders") or {}).items()}
     assert headers["content-type"] == ["application/json"]
     return json.loads(answer["body"])
+
+
+@pytest.fixture
+def atomic_s3_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto checks If-Match / If-None-Match and then writes, without a lock between (S3 itself decides
+    atomically): serialise moto's PutObject so racing writers meet S3's semantics, in-process or over HTTP."""
+    from moto.s3.responses import S3Response
+
+    lock = threading.Lock()
+    put_object = S3Response.put_object
+
+    def atomic_put_object(self: S3Response) -> Any:
+        with lock:
+            return put_object(self)
+
+    monkeypatch.setattr(S3Response, "put_object", atomic_put_object)

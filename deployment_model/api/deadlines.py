@@ -34,7 +34,8 @@ def _waited_at_api_gateway(event: dict[str, Any], wall_clock: Clock) -> float:
 
     Only trusted within 0-29 s: anything else is a saved sample event (events/*.json) or clock skew.
     """
-    received = (event.get("requestContext") or {}).get("requestTimeEpoch")
+    request_context = event.get("requestContext")  # a hand-written event may hold anything here
+    received = request_context.get("requestTimeEpoch") if isinstance(request_context, dict) else None
     if not isinstance(received, int | float) or isinstance(received, bool):
         return 0.0
     waited = wall_clock() - received / 1000

@@ -6,8 +6,8 @@ import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
 from deployment_model.api.service import logger, metrics
+from deployment_model.ml.artifacts import LoadedModel
 from deployment_model.ml.drift import bounds_for
-from deployment_model.storage.models import LoadedModel
 
 
 def record_drift(loaded: LoadedModel, rows: np.ndarray) -> np.ndarray | None:

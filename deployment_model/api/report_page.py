@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from deployment_model.api.schemas import ErrorResponse
 from deployment_model.api.service import ApiError, route_responses
 from deployment_model.ml.report import FEATURE_STATISTICS, IMAGE_KINDS, REPORT_KIND
-from deployment_model.storage.models import NAME_PATTERN, VERSION_PATTERN, ModelStore
+from deployment_model.storage.registry import ModelRegistry
 
 FORMATS = ("html", "json")
 MAX_CLASSES_IN_TABLE = 30  # a class-by-class table grows with the square: past this the page would be megabytes
@@ -56,16 +56,18 @@ class VersionReport:
     images: dict[str, bytes]  # kind -> PNG
 
 
-def load_report(store: ModelStore, name: str, version: str) -> VersionReport:
+def load_report(registry: ModelRegistry, name: str, version: str) -> VersionReport:
     """The report's verified artifacts: the one place that knows where reports are stored."""
-    artifacts = store.read_artifacts(name, version, [REPORT_KIND, *IMAGE_KINDS])
-    if REPORT_KIND not in artifacts:
+    listed = registry.get_version(name, version)["artifacts"]
+    kinds = [kind for kind in (REPORT_KIND, *IMAGE_KINDS) if kind in listed]
+    if REPORT_KIND not in kinds:
         raise ApiError(
             HTTPStatus.NOT_FOUND,
             "report_not_found",
             f"model {name!r} version {version} has no training report: it was trained before reports existed; "
             "train the model again to get a version with one",
         )
+    artifacts = dict(registry.load(name, version, kinds).artifacts)  # every digest checked
     try:
         numbers = orjson.loads(artifacts.pop(REPORT_KIND))
     except orjson.JSONDecodeError:
@@ -75,24 +77,17 @@ def load_report(store: ModelStore, name: str, version: str) -> VersionReport:
     return VersionReport(name=name, version=version, numbers=numbers, images=artifacts)
 
 
-def report_response(store: ModelStore, name: str, version: str, format: str | None) -> Response:
-    """The route's answer: the HTML page, or the numbers with ?format=json."""
+def report_response(registry: ModelRegistry, name: str, version: str, format: str | None) -> Response:
+    """The route's answer: the HTML page, or the numbers with ?format=json (name and version are checked by
+    the route's parameter types)."""
     chosen = format or "html"
-    if not NAME_PATTERN.match(name) or ".." in name:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", f"path parameter name {name!r} is not a model name")
-    if not VERSION_PATTERN.match(version):
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_request",
-            f"path parameter version {version!r} is not a version (YYYYMMDDTHHMMSSffffffZ-<8 hex>)",
-        )
     if chosen not in FORMATS:
         raise ApiError(
             HTTPStatus.BAD_REQUEST,
             "invalid_request",
             f"query parameter format must be one of {', '.join(FORMATS)}; got {chosen!r}",
         )
-    report = load_report(store, name, version)
+    report = load_report(registry, name, version)
     if chosen == "json":
         body = {"model_name": report.name, "model_version": report.version, "report": report.numbers}
         return Response(200, content_types.APPLICATION_JSON, body=orjson.dumps(body).decode())

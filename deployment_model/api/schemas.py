@@ -16,12 +16,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 
 from deployment_model.api.grids import CandidateName, Candidates
 from deployment_model.ml.limits import MAX_FEATURES_PER_ROW, MAX_ROWS_PER_REQUEST
-from deployment_model.storage.models import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
+from deployment_model.storage.registry import DATA_KEY_PATTERN, NAME_PATTERN, VERSION_PATTERN
 
 __all__ = ["MAX_FEATURES_PER_ROW", "MAX_ROWS_PER_REQUEST", "CandidateName"]
 
 DEFAULT_MODEL_NAME = "Model_ml"
 DEFAULT_SCALER_NAME = "scaler"
+# What each pattern accepts, in words: an error message says this, never the regex.
+PATTERN_WORDS = {
+    NAME_PATTERN.pattern: "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    VERSION_PATTERN.pattern: (
+        "a published version like 20260101T120000000000Z-0123abcd (a train response's model_version); "
+        "omit model_version for the latest"
+    ),
+    DATA_KEY_PATTERN.pattern: (
+        "an object key of 1-1024 letters, digits, '.', '_', '/', '=', '+' or '-', starting with a letter or digit"
+    ),
+}
 
 
 class TooManyRowsError(Exception):
@@ -174,6 +185,14 @@ class TrainRequest(_Request):
         description="CSV rows with an empty (or NA) cell in a used column: drop them (the response counts them) "
         "or refuse the CSV.",
     )
+    publish: Literal["always", "if_better", "never"] = Field(
+        default="always",
+        description="Publish the new version: always (the seed's behaviour), if_better (its held-out f1_macro is at "
+        "least the published version's, on the same features) or never (store it only).",
+    )
+    min_f1_macro: Annotated[float, Field(ge=0, le=1, strict=True)] | None = Field(
+        default=None, description="Publish only if the held-out f1_macro is at least this (0-1)."
+    )
 
     @model_validator(mode="after")
     def _fields_agree(self) -> TrainRequest:
@@ -220,6 +239,8 @@ class TrainResponse(BaseModel):
     training_data_sha256: str = Field(description='sha256 of the CSV bytes (of "iris" for the seed\'s recipe).')
     training_data_etag: str | None = Field(description="The CSV object's S3 ETag; null for iris or a local store.")
     duration_seconds: float
+    published: bool = Field(description="Whether this version is now the published one.")
+    publish_reason: str = Field(description="Why it was or was not published, in words.")
 
 
 class PredictResponse(BaseModel):

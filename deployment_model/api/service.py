@@ -1,21 +1,31 @@
-"""The HTTP layer both functions share: operations, validation, errors, and direct vs API Gateway events.
+"""The HTTP layer both functions share: operations, routing, events, and the Lambda entry point.
 
-A handler declares its operation with `@app.operation(path)` and gets its `lambda_handler` from `entry_point()`.
+A handler declares its operation with `@app.operation(path)` (or any route with Powertools' own app.get /
+app.post / app.delete, path parameters as <name>) and gets its `lambda_handler` from `entry_point()`.
 An API Gateway event gets a proxy response; a direct invocation (the Lambda console, `sam local invoke`, the
 seed's JSON) is the request body of the function's own operation, answered with statusCode plus the response
-fields at the top level, as the seed did. Either way: the same pydantic validation, the same errors.
+fields at the top level, as the seed did. Either way: the same pydantic validation, the same errors
+(api/errors.py).
 
-Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers
-everything that matches no operation (404, 405, CORS preflight). A request that does match one is validated
-with the operation's pydantic model and handed straight to it: Powertools' per-request middleware chain costs
-about 200 microseconds a call (see docs/performance.md), more than our whole budget for a warm prediction.
+Every route is matched the same way: a trailing slash names the same route (as API Gateway's REST APIs and
+Powertools' REST resolver already treat it), a method in any case (`post` is POST); a body is read as JSON
+whatever Content-Type says, and a malformed event is a 400 naming its field, never a 500.
+
+Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
+other route (validation errors become our 400s) and everything that matches no route (404, 405, CORS
+preflight). A request that matches an operation is validated with the operation's pydantic model and handed
+straight to it: Powertools' per-request middleware chain costs about 200 microseconds a call (see
+docs/performance.md), more than our whole budget for a warm prediction.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import gc
+import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -26,103 +36,49 @@ import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from deployment_model.api.schemas import ErrorResponse, TooManyRowsError
-from deployment_model.ml.prediction import InvalidRowsError
-from deployment_model.storage.objects import (
-    ArtifactIntegrityError,
-    IncompatibleModelError,
-    ModelNotFoundError,
-    ObjectNotFoundError,
-    StoreAccessError,
-    StoreUnavailableError,
+from deployment_model.api import errors
+from deployment_model.api.errors import (  # re-exported: the handlers import the API layer from here
+    Answer,
+    ApiError,
+    Headers,
+    error_answer,
+    method_not_allowed_answer,
+    register_error,
+    route_not_found_answer,
+    validation_answer,
 )
+from deployment_model.api.schemas import ErrorResponse
+from deployment_model.storage.deadline import storage_deadline
+
+__all__ = ["ApiError", "ServiceApp", "check_bucket", "entry_point", "register_error", "route_responses"]
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-service")
-RETRY_AFTER_SECONDS = 5
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
+API_KEY_HEADER = "x-api-key"  # what the deployed API enforces (template.yaml: Auth.ApiKeyRequired)
 
 logger = Logger(service=SERVICE_NAME)
+# Powertools' routing logs each route's arguments (path and query values) at DEBUG: not a client's values.
+logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
-
-Headers = dict[str, str]
-Answer = tuple[int, dict[str, Any], Headers]  # status, JSON body (numpy allowed), extra headers
-
-
-class ApiError(Exception):
-    """An error answered as-is: status, a stable code, and a message naming the problem."""
-
-    def __init__(self, status: HTTPStatus, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = dict(headers or {})
-
-
-# Domain errors and what a client is told. Anything not listed here is a bug: 500, logged with the request id.
-_ERROR_STATUS: dict[type[Exception], tuple[HTTPStatus, str]] = {
-    TooManyRowsError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "too_many_rows"),
-    InvalidRowsError: (HTTPStatus.BAD_REQUEST, "invalid_request"),
-    ModelNotFoundError: (HTTPStatus.NOT_FOUND, "model_not_found"),
-    ObjectNotFoundError: (HTTPStatus.NOT_FOUND, "data_not_found"),
-    ArtifactIntegrityError: (HTTPStatus.CONFLICT, "model_integrity_error"),
-    IncompatibleModelError: (HTTPStatus.CONFLICT, "model_incompatible"),
-    StoreUnavailableError: (HTTPStatus.SERVICE_UNAVAILABLE, "storage_unavailable"),
-    StoreAccessError: (HTTPStatus.BAD_GATEWAY, "storage_access_denied"),
-}
-
-
-def register_error(exc_class: type[Exception], status: HTTPStatus, code: str) -> None:
-    """Let a function map its own domain error (e.g. training's) without the shared layer importing it."""
-    _ERROR_STATUS[exc_class] = (status, code)
-
-
-def error_answer(
-    status: HTTPStatus, code: str, message: str, details: list[dict[str, str]] | None = None, **headers: str
-) -> Answer:
-    body: dict[str, Any] = {"error": code, "message": message}
-    if details:
-        body["details"] = details
-    if status == HTTPStatus.SERVICE_UNAVAILABLE:
-        headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
-    return int(status), body, headers
 
 
 def answer_for(exc: Exception, request_id: str) -> Answer:
     """The answer to an exception raised while serving a request."""
-    if isinstance(exc, ApiError):
-        return error_answer(exc.status, exc.code, exc.message, **exc.headers)
-    for exc_class in type(exc).__mro__:
-        if exc_class in _ERROR_STATUS:
-            status, code = _ERROR_STATUS[exc_class]
-            if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-                logger.warning("request failed on a dependency", extra={"error": code, "reason": str(exc)})
-            return error_answer(status, code, str(exc))
-    logger.exception("unhandled error")
-    message = f"internal error; quote request id {request_id} when reporting it"
-    return error_answer(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", message)
-
-
-def validation_answer(errors: list[Any]) -> Answer:
-    """A 400 naming every field that failed validation and why."""
-    details = []
-    for error in errors:
-        location = ".".join(str(part) for part in error.get("loc", ()))
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-        if error.get("type") == "extra_forbidden":
-            message = "is not a known field"
-        details.append({"field": location or "body", "message": message})
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
-    return error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", f"invalid request: {summary}", details)
+    return errors.answer_for(exc, request_id, logger)
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "Malformed request: the message names the field and what was expected.",
-    403: "name_bucket names another bucket than the stack's own.",
+    400: "Malformed request: the message names the field, what was wrong and what is accepted.",
+    403: "name_bucket names another bucket than this service's own.",
     404: "Unknown model, version or data key.",
-    409: "The stored version cannot be served (failed integrity check or other library versions).",
+    409: "A conflict: the stored version cannot be served (failed integrity check or other library versions), or "
+    "a publish or delete conflicts with what is published now.",
     413: "Too large: rows in one request, the body, the answer it would need, or the training CSV.",
     422: "The training cannot finish within a synchronous call's time: nothing was published; use an async job.",
     503: "Storage unreachable; retry after Retry-After seconds.",
@@ -151,7 +107,7 @@ class Operation:
 
 
 class ServiceApp(APIGatewayRestResolver):
-    """Powertools' REST resolver for declaring operations and answering what matches none; see the module doc."""
+    """Powertools' REST resolver for declaring routes and answering what matches none; see the module doc."""
 
     def __init__(self) -> None:
         origin = os.environ.get("ALLOWED_ORIGIN")  # CORS stays off unless the stack names a browser origin
@@ -163,15 +119,24 @@ class ServiceApp(APIGatewayRestResolver):
         self.operations: dict[str, Operation] = {}
         self.exception_handler(Exception)(self._answer_exception)
         self.not_found(self._answer_not_found)
+        self.configure_openapi(
+            security_schemes={"ApiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)}, security=[{"ApiKey": []}]
+        )
 
-    def operation(self, path: str, **openapi: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare `POST path`; the function takes one argument annotated Annotated[<pydantic model>, Body()]."""
+    def operation(
+        self, path: str, operation_id: str | None = None, **openapi: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare `POST path`; the function takes one argument annotated Annotated[<pydantic model>, Body()].
+
+        Its OpenAPI operationId is the path in words (`/predict` -> `predict`) unless given.
+        """
 
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
             (hint,) = (h for name, h in get_type_hints(function, include_extras=True).items() if name != "return")
             model = get_args(hint)[0] if get_origin(hint) is Annotated else hint
             self.operations[path] = Operation(model, function)
-            return self.post(path, **openapi)(function)
+            name = operation_id or re.sub(r"\W+", "_", path.strip("/")) or "root"
+            return self.post(path, operation_id=name, **openapi)(function)
 
         return register
 
@@ -183,28 +148,45 @@ class ServiceApp(APIGatewayRestResolver):
             request = operation.request_model.model_validate(payload)
             result = operation.function(request)
         except ValidationError as exc:
-            return validation_answer(exc.errors(include_url=False, include_input=False))
+            issues = exc.errors(include_url=False, include_input=False)
+            return validation_answer(issues, list(operation.request_model.model_fields))
         except Exception as exc:
             return answer_for(exc, request_id)
         return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
 
+    @property
+    def routes(self) -> list[tuple[str, str, re.Pattern[str]]]:
+        """(method, OpenAPI path, pattern) of every route declared on this app, operations included."""
+        return [(r.method, r.openapi_path, r.rule) for r in self._static_routes + self._dynamic_routes]
+
     def cors_headers(self, event: Mapping[str, Any]) -> Headers:
         if self._cors is None:
             return {}
-        headers = event.get("headers") or {}
-        origin = next((value for name, value in headers.items() if name.lower() == "origin"), None)
+        headers = event.get("headers")
+        headers = headers if isinstance(headers, dict) else {}
+        origin = next((v for k, v in headers.items() if str(k).lower() == "origin" and isinstance(v, str)), None)
         allowed = self._cors.allowed_origin(origin)
         return self._cors.to_dict(allowed) if allowed else {}
 
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        """The OpenAPI document, with routes declared without an operationId named after their function."""
+        for route in self._static_routes + self._dynamic_routes:
+            if route.operation_id == route._generate_operation_id():
+                route.operation_id = route.func.__name__
+        return super().get_openapi_schema(**kwargs)
+
     def _answer_not_found(self, _: NotFoundError) -> Response:
         path, method = self.current_event.path, self.current_event.http_method
-        if path in self.operations:
-            message = f"{method} is not allowed on {path}; use POST"
-            return _response(*error_answer(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", message, Allow="POST"))
-        routes = ", ".join(f"POST {p}" for p in sorted(self.operations))
-        return _response(*error_answer(HTTPStatus.NOT_FOUND, "route_not_found", f"no route {method} {path}; {routes}"))
+        allowed = [m for m, _, pattern in self.routes if pattern.match(path)]
+        if allowed:
+            return _response(*method_not_allowed_answer(method, path, allowed))
+        # Only a direct invocation gets here: API Gateway answers undeclared routes itself (403) before any function.
+        routes = (f"{m} {p}" for m, p, _ in self.routes)
+        return _response(*route_not_found_answer(method, path, routes, server="this function"))
 
     def _answer_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
+            return _response(*validation_answer(exc.errors()))
         return _response(*answer_for(exc, self.lambda_context.aws_request_id))
 
 
@@ -214,16 +196,14 @@ def _response(status: int, body: dict[str, Any], headers: Headers) -> Response:
 
 def check_bucket(name_bucket: str | None) -> None:
     """The seed let a request name any bucket; here only the stack's own bucket may be named."""
-    if name_bucket is None:
+    if name_bucket is None or name_bucket == os.environ.get("MODEL_BUCKET"):
         return
-    own = os.environ.get("MODEL_BUCKET")
-    if name_bucket != own:
-        where = f"its own bucket {own!r}" if own else "a local folder"
-        raise ApiError(
-            HTTPStatus.FORBIDDEN,
-            "bucket_forbidden",
-            f"name_bucket {name_bucket!r} is not this service's bucket: it stores models in {where}; omit name_bucket",
-        )
+    raise ApiError(
+        HTTPStatus.FORBIDDEN,
+        "bucket_forbidden",
+        f"name_bucket {errors.quoted(repr(name_bucket))} is not this service's bucket; "
+        "omit name_bucket: the service reads and writes only this service's bucket",
+    )
 
 
 def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaContext], dict[str, Any]]:
@@ -264,29 +244,46 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     # mid-call: the garbage collector waits until the answer is ready (about 3% of a 10,000-row predict).
     gc.disable()
     try:
-        if is_api_gateway_event(event):
-            return _answer_proxy_event(app, event, context)
-        status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
-        return {"statusCode": status, **_plain_json(body)}
-    except Exception:  # last resort: Lambda would turn an escaped exception into a bare 502
-        logger.exception("unhandled error outside the operation")
+        with storage_deadline(_storage_seconds(event, context)):
+            if is_api_gateway_event(event):
+                return _answer_proxy_event(app, event, context)
+            status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
+            return {"statusCode": status, **_plain_json(body)}
+    except Exception as exc:  # last resort: Lambda would turn an escaped exception into a bare 502
+        logger.error("unhandled error outside the operation", extra=errors.bug_report(exc))
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
     finally:
         gc.enable()
 
 
+def _storage_seconds(event: Any, context: Any) -> float | None:
+    """How long storage calls may take in all: until the function's time, or API Gateway's 29 s, runs out."""
+    from deployment_model.api.deadlines import API_GATEWAY_TIMEOUT_SECONDS  # that module builds on this one
+
+    remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = remaining_millis() / 1000 if remaining_millis else None
+    if is_api_gateway_event(event):
+        seconds = API_GATEWAY_TIMEOUT_SECONDS if seconds is None else min(seconds, API_GATEWAY_TIMEOUT_SECONDS)
+    return seconds
+
+
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    operation = app.operations.get(event.get("path", "")) if event.get("httpMethod") == "POST" else None
-    if operation is None:
-        return app.resolve(event, context)  # 404, 405 or a CORS preflight; the body does not matter
     try:
-        payload = orjson.loads(_plain_body(event))
+        method, path = method_and_path(event)
+        operation = app.operations.get(path) if method == "POST" else None
+        if operation is None:  # other routes, 404, 405 or a CORS preflight
+            return app.resolve(powertools_event(event, method, path), context)
+        payload = orjson.loads(plain_body(event))
     except ApiError as exc:
         answer = error_answer(exc.status, exc.code, exc.message)
     except orjson.JSONDecodeError as exc:
-        answer = validation_answer([{"loc": ("body",), "msg": f"request body is not valid JSON: {exc}"}])
+        answer = validation_answer([{"type": "json_invalid", "loc": ("body",), "ctx": {"error": exc.msg}}])
     else:
         answer = app.call(operation, payload, context.aws_request_id)
+    return _proxy_response(app, event, answer)
+
+
+def _proxy_response(app: ServiceApp, event: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
     status, body, headers = answer
     all_headers = {"Content-Type": content_types.APPLICATION_JSON, **app.cors_headers(event), **headers}
     return {
@@ -297,25 +294,119 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
     }
 
 
-def _plain_body(event: dict[str, Any]) -> str:
-    """The body, checked and base64-decoded, before JSON parsing. The API speaks JSON whatever Content-Type says."""
-    body = event.get("body")
-    if body is None or body == "":
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
-    if not isinstance(body, str):
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body must be a string of JSON")
-    if event.get("isBase64Encoded"):
-        try:
-            body = base64.b64decode(body, validate=True).decode("utf-8")
-        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST, "invalid_request", "request body is flagged isBase64Encoded but is not base64"
-            ) from None
-    if len(body) > MAX_BODY_BYTES:
+def _invalid_event(field: str, expected: str) -> ApiError:
+    message = f"not an API Gateway proxy event: {field} must be {expected}"
+    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message)
+
+
+def method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
+    """The route an event asks for, as every route is matched: the method in upper case (`post` is POST),
+    the path without a trailing slash (as API Gateway's REST APIs and Powertools' REST resolver treat it)."""
+    method, path = event.get("httpMethod"), event.get("path")
+    if not isinstance(method, str) or not method:
+        raise _invalid_event("httpMethod", "a method name such as POST")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise _invalid_event("path", "a string starting with /")
+    return method.upper(), path.rstrip("/") or "/"
+
+
+_EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list of strings)
+    "headers": True,
+    "queryStringParameters": True,
+    "pathParameters": True,
+    "stageVariables": True,
+    "multiValueHeaders": False,
+    "multiValueQueryStringParameters": False,
+}
+_BASE64_FLAGS = {True: True, False: False, None: False, "true": True, "false": False}
+
+
+def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The event for Powertools' routing: its shape checked (a malformed one is a 400 naming the field), the
+    body decoded as for an operation, and a JSON Content-Type (the API reads bodies as JSON whatever
+    Content-Type says, on every route)."""
+    for field, strings in _EVENT_MAPPINGS.items():
+        value = event.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, dict) or not all(
+            isinstance(v, str) if strings else isinstance(v, list) and all(isinstance(i, str) for i in v)
+            for v in value.values()
+        ):
+            raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
+    request_context = event.get("requestContext")
+    if request_context is not None and not isinstance(request_context, dict):
+        raise _invalid_event("requestContext", "an object")
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    return {
+        **event,
+        "httpMethod": method,
+        "path": path,
+        "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
+        "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
+        "body": decoded_body(event),
+        "isBase64Encoded": False,
+        # Powertools reads the stage and path from here; a hand-written event may have none.
+        "requestContext": {"stage": "", "path": path, **(request_context or {})},
+    }
+
+
+def decoded_body(event: Mapping[str, Any]) -> str | None:
+    """The body as JSON text, or None: checked, its size bounded, base64-decoded when flagged so
+    (isBase64Encoded true or false, or the strings "true" / "false")."""
+    body, flag = event.get("body"), event.get("isBase64Encoded")
+    key = flag.lower() if isinstance(flag, str) else flag
+    if not isinstance(key, bool | str | None) or key not in _BASE64_FLAGS:
+        raise _invalid_event("isBase64Encoded", "true or false")
+    if body is not None and not isinstance(body, str):
+        raise _invalid_event("body", "a string (of JSON) or null")
+    if not body:
+        return None
+    base64_encoded = _BASE64_FLAGS[key]
+    limit = (MAX_BODY_BYTES + 2) // 3 * 4 if base64_encoded else MAX_BODY_BYTES
+    if len(body) > limit:
         raise ApiError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"request body is over {MAX_BODY_BYTES} bytes"
         )
+    if not base64_encoded:
+        return body
+    try:
+        data = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):  # not base64, or not even ASCII
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            "request body is flagged isBase64Encoded but is not valid base64: send the JSON base64-encoded, "
+            "or send it as it is with isBase64Encoded false",
+        ) from None
+    return _json_text(data)
+
+
+def plain_body(event: Mapping[str, Any]) -> str:
+    """The JSON text of an operation's request body."""
+    body = decoded_body(event)
+    if body is None:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
     return body
+
+
+def _json_text(data: bytes) -> str:
+    """Bytes as JSON text, naming what they are when they are not: compressed, or not UTF-8."""
+    if data[:2] == b"\x1f\x8b":
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            "request body is gzip-compressed: Content-Encoding is not supported; send uncompressed JSON",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(
+            HTTPStatus.BAD_REQUEST,
+            "invalid_request",
+            f"request body is not UTF-8 (byte {exc.start} is not valid UTF-8): send a JSON object in UTF-8",
+        ) from None
 
 
 def _plain_json(body: dict[str, Any]) -> dict[str, Any]:

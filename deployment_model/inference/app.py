@@ -1,4 +1,5 @@
-"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model."""
+"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model; and the
+registry's read routes (list models, show a model or a version, history), under its read-only role."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from deployment_model.api.drift_metrics import record_drift
+from deployment_model.api.registry_schemas import History, ModelDetail, ModelsPage, VersionDetail
 from deployment_model.api.report_page import REPORT_ROUTE_DOCS, report_response
-from deployment_model.api.schemas import PredictRequest, PredictResponse
+from deployment_model.api.schemas import Name, PredictRequest, PredictResponse, Version
 from deployment_model.api.service import (
     ApiError,
     ServiceApp,
@@ -23,23 +25,39 @@ from deployment_model.api.service import (
     register_error,
     route_responses,
 )
+from deployment_model.ml.artifacts import (
+    MODEL_KINDS,
+    BrokenVersionError,
+    IncompatibleVersionError,
+    LoadedModel,
+    load_model,
+)
 from deployment_model.ml.prediction import Prediction, ResponseTooLargeError, predict
 from deployment_model.storage.model_cache import ModelCache
-from deployment_model.storage.models import LoadedModel, store_from_environment
+from deployment_model.storage.registry import registry_from_environment
 
 
 def _record_load(loaded: LoadedModel, seconds: float) -> None:
     metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
 
 
+registry = registry_from_environment()
 cache = ModelCache(
-    store_from_environment(),
+    registry,
+    load_model,
     ttl_seconds=float(os.environ.get("MODEL_CACHE_TTL_SECONDS", "60")),
+    kinds=MODEL_KINDS,
+    load_errors=(BrokenVersionError, IncompatibleVersionError),
     logger=logger,
     on_load=_record_load,
 )
 app = ServiceApp()
 register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
+ModelName = Annotated[Name, Path(description="The model's name.")]
+ModelVersion = Annotated[Version, Path(description="A version id.")]
+NextToken = Annotated[
+    str | None, Query(max_length=2048, description="The next_token of the previous page; omitted: the first page.")
+]
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(
@@ -71,15 +89,6 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
     return response
 
 
-@app.get("/models/<name>/versions/<version>/report", **REPORT_ROUTE_DOCS)
-def report_route(
-    name: str,
-    version: str,
-    format: Annotated[str | None, Query(description="html (default) or json")] = None,
-) -> Response[str]:
-    return report_response(cache.store, name, version, format)
-
-
 def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
     """The PredictResponse fields, with numpy arrays left as they are: orjson serializes them in one pass."""
     first = 0 if single_row else slice(None)
@@ -93,6 +102,75 @@ def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row
         "model_version": loaded.version,
         "rows": len(prediction.labels),
     }
+
+
+@app.get(
+    "/models",
+    summary="List the models, each with its published version and how many versions it has",
+    responses=route_responses(ModelsPage, "One page of models, by name", 400, 503),
+)
+def list_models(
+    limit: Annotated[int, Query(ge=1, le=100, description="Models per page (1-100).")] = 50,
+    next_token: NextToken = None,
+) -> ModelsPage:
+    page = registry.list_models(limit=limit, next_token=next_token)
+    return ModelsPage.model_validate({"models": [vars(item) for item in page.items], "next_token": page.next_token})
+
+
+@app.get(
+    "/models/<name>",
+    summary="Show a model: its published version and its versions (newest first) with their metrics",
+    responses=route_responses(ModelDetail, "The model and one page of its versions", 400, 404, 409, 503),
+)
+def show_model(
+    name: ModelName,
+    limit: Annotated[int, Query(ge=1, le=100, description="Versions per page (1-100).")] = 20,
+    next_token: NextToken = None,
+) -> ModelDetail:
+    pointer, page = registry.list_versions(name, limit=limit, next_token=next_token)
+    return ModelDetail.model_validate(
+        {
+            "name": name,
+            "published_version": pointer.version if pointer else None,
+            "published_at": pointer.published_at if pointer else None,
+            "versions": page.items,
+            "next_token": page.next_token,
+        }
+    )
+
+
+@app.get(
+    "/models/<name>/versions/<version>",
+    summary="A version's metadata as recorded at training, and whether it is published",
+    responses=route_responses(VersionDetail, "The version's metadata", 400, 404, 409, 503),
+)
+def show_version(name: ModelName, version: ModelVersion) -> VersionDetail:
+    metadata = registry.get_version(name, version)
+    pointer = registry.published_or_none(name)
+    return VersionDetail.model_validate({**metadata, "published": pointer is not None and pointer.version == version})
+
+
+@app.get(
+    "/models/<name>/history",
+    summary="Every change of the published version, newest first: who moved it, when, and why",
+    responses=route_responses(History, "The model's history", 400, 404, 409, 503),
+)
+def model_history(
+    name: ModelName,
+    limit: Annotated[int, Query(ge=1, le=100, description="Events per page (1-100).")] = 50,
+    next_token: NextToken = None,
+) -> History:
+    page = registry.history(name, limit=limit, next_token=next_token)
+    return History.model_validate({"name": name, "events": page.items, "next_token": page.next_token})
+
+
+@app.get("/models/<name>/versions/<version>/report", **REPORT_ROUTE_DOCS)
+def version_report(
+    name: ModelName,
+    version: ModelVersion,
+    format: Annotated[str | None, Query(description="html (default) or json")] = None,
+) -> Response[str]:
+    return report_response(registry, name, version, format)
 
 
 lambda_handler = entry_point(app, direct_path="/predict")

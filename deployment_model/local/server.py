@@ -1,8 +1,13 @@
 """Run the service on a laptop: no AWS, no Docker.
 
 `serve` stands in for API Gateway and the Lambda runtime: each HTTP request becomes the REST proxy event
-API Gateway would send, and goes through the same `lambda_handler` the images run. `train` and `predict`
-invoke the handlers directly, as the Lambda console or `sam local invoke` would.
+API Gateway would send, and goes to the function template.yaml routes it to (local/routes.py), through the
+same `lambda_handler` the images run. `train` and `predict` invoke the handlers directly, as the Lambda
+console or `sam local invoke` would.
+
+It speaks HTTP/1.1 as clients do (keep-alive, chunked uploads), answers every refusal as the API's JSON error,
+times out idle or half-sent connections, serves a bounded number of connections at once, and logs only
+methods, route names, status codes and sizes: never a path, query or body a client sent.
 """
 
 from __future__ import annotations
@@ -12,14 +17,27 @@ import contextlib
 import importlib
 import json
 import os
+import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
+
+from deployment_model.api.errors import (
+    Answer,
+    error_answer,
+    method_not_allowed_answer,
+    quoted,
+    route_not_found_answer,
+)
+from deployment_model.local.routes import DEFAULT_TEMPLATE, RouteTable, load_route_table
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
@@ -27,13 +45,12 @@ DEFAULT_STORE_DIR = ".model-store"
 OPENAPI_PATH = "/openapi.json"
 MAX_BODY_BYTES = 6 * 1024 * 1024  # what Lambda accepts synchronously
 MAX_DRAINED_BYTES = 64 * 1024 * 1024  # larger bodies are cut off unread
-
-# Which function answers which path: the same mapping as the API in template.yaml.
-FUNCTIONS = {
-    "train": "deployment_model.train.app",
-    "inference": "deployment_model.inference.app",
-}
-ROUTES = {"/train": "train", "/predict": "inference", "/inference": "inference"}
+CONNECTION_TIMEOUT_SECONDS = 30.0  # an idle or half-sent connection is closed after this long without a byte
+MAX_CONNECTIONS = 32  # connections served at once; more wait in the listen queue
+MAX_CHUNK_LINE_BYTES = 1024  # a chunk-size line or a trailer line
+MAX_TRAILER_LINES = 64
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_LOGGED_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
 
 Handler = Callable[[Any, Any], dict[str, Any]]
 
@@ -66,32 +83,45 @@ def configure_environment(store_dir: str | None) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep stdout readable
 
 
-def function_for(method: str, path: str) -> str:
-    """Which function answers this request; an unknown path still gets the inference handler's own 404."""
-    return ROUTES.get(path, "inference")
+def function_for(method: str, path: str, template: Path = DEFAULT_TEMPLATE) -> str:
+    """The logical ID of the function template.yaml routes this request to; for a path it does not declare,
+    the function of that path (its handler answers 405) or else the first function (its handler answers 404)."""
+    table = load_route_table(template)
+    found = table.match(method, path)
+    if found:
+        return found.route.function
+    normalised = path.rstrip("/") or "/"
+    same_path = [route.function for route in table.routes if route.pattern.match(normalised)]
+    return same_path[0] if same_path else next(iter(table.handlers))
 
 
-def load_handler(function: str) -> Handler:
-    return importlib.import_module(FUNCTIONS[function]).lambda_handler
+def load_handler(function: str, template: Path = DEFAULT_TEMPLATE) -> Handler:
+    """A function's `lambda_handler`, by logical ID or short name (`train`); importing it is its cold start."""
+    table = load_route_table(template)
+    module, _, attribute = table.handlers[table.function_named(function)].rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
 
 
-def invoke(function: str, event: Any) -> dict[str, Any]:
-    """A direct invocation; what the function prints (its logs and metrics) goes to stderr."""
-    handler = load_handler(function)
+def invoke(function: str, event: Any, template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """A direct invocation of a template function (`train` is short for TrainFunction); what the function
+    prints (its logs and metrics) goes to stderr."""
+    handler = load_handler(function, template)
     with contextlib.redirect_stdout(sys.stderr):
         return handler(event, LocalContext(function_name=function))
 
 
-def openapi_document() -> dict[str, Any]:
-    """One OpenAPI document for both functions' routes, generated from their Powertools apps."""
+def openapi_document(template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """One OpenAPI document for every function's routes, generated from their Powertools apps."""
     document: dict[str, Any] = {}
-    for module in FUNCTIONS.values():
+    modules = dict.fromkeys(reference.rpartition(".")[0] for reference in load_route_table(template).handlers.values())
+    for module in modules:
         app = importlib.import_module(module).app
         part = json.loads(app.get_openapi_json_schema(title="ML service", version="1.0.0"))
         if not document:
             document = part
             continue
-        document["paths"].update(part["paths"])
+        for path, operations in part["paths"].items():  # a path may have methods on both functions
+            document["paths"].setdefault(path, {}).update(operations)
         document.setdefault("components", {}).setdefault("schemas", {}).update(
             part.get("components", {}).get("schemas", {})
         )
@@ -105,7 +135,15 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-def proxy_event(method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
+def proxy_event(
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+    resource: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The REST API proxy event API Gateway builds for this request (the shape `sam local` generates)."""
     url = urlsplit(target)
     query = dict(parse_qsl(url.query, keep_blank_values=True)) or None
@@ -114,17 +152,17 @@ def proxy_event(method: str, target: str, headers: dict[str, str], body: bytes, 
     except UnicodeDecodeError:
         text, is_base64 = base64.b64encode(body).decode("ascii"), True
     return {
-        "resource": url.path,
+        "resource": resource or url.path,
         "path": url.path,
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": query,
         "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
-        "pathParameters": None,
+        "pathParameters": path_parameters or None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": url.path,
+            "resourcePath": resource or url.path,
             "httpMethod": method,
             "path": f"/Prod{url.path}",
             "stage": "Prod",
@@ -138,54 +176,159 @@ def proxy_event(method: str, target: str, headers: dict[str, str], body: bytes, 
     }
 
 
+class _Refused(Exception):
+    """A request the server refuses before any function sees it; the connection is closed after the answer."""
+
+    def __init__(self, status: HTTPStatus, message: str, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.answer = error_answer(status, code, message)
+
+
+_PROTOCOL_ERRORS = {  # what BaseHTTPRequestHandler refuses, in words of our own (never echoing the request)
+    HTTPStatus.BAD_REQUEST: "malformed HTTP request: send 'METHOD /path HTTP/1.1', then headers",
+    HTTPStatus.HTTP_VERSION_NOT_SUPPORTED: "HTTP version not supported: send HTTP/1.1 (or HTTP/1.0)",
+    HTTPStatus.REQUEST_URI_TOO_LONG: "request line over 65,536 bytes",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "request headers too long or too many",
+    HTTPStatus.NOT_IMPLEMENTED: "malformed HTTP request: unknown method",
+}
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as API Gateway offers
     disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stall
     server_version = "ml-service-local"
-    handlers: ClassVar[dict[str, Handler]] = {}  # set by make_server
+    timeout = CONNECTION_TIMEOUT_SECONDS  # a socket timeout: an idle or half-sent connection does not hold a thread
+    table: ClassVar[RouteTable]  # set by make_server
+    handlers: ClassVar[dict[str, Handler]] = {}  # logical ID -> lambda_handler
     openapi: ClassVar[bytes] = b"{}"
-
-    def do_GET(self) -> None:
-        if urlsplit(self.path).path == OPENAPI_PATH:
-            self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
-        else:
-            self._dispatch()
+    quiet: ClassVar[bool] = False
+    _route_path = "-"  # what a log line names: the template's path of the route, never the path as sent
 
     def __getattr__(self, name: str) -> Any:
-        """Every other method (POST, PUT, TRACE, ...) goes to the handlers, which answer 404 or 405 as JSON."""
+        """Every method (GET, POST, post, PUT, TRACE, ...) is routed by the template; the rest answer 404/405."""
         if name.startswith("do_"):
             return self._dispatch
         raise AttributeError(name)
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # no headers, no status line: nothing this API can answer
+            self.send_error(HTTPStatus.BAD_REQUEST)
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol errors as the API's JSON errors, as 4xx (a client's malformed request is a client error)."""
+        status = HTTPStatus(code)
+        words = _PROTOCOL_ERRORS.get(status, status.phrase)
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            status = HTTPStatus.BAD_REQUEST
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"  # so that the answer has a status line and headers
+        self.close_connection = True
+        self._send_answer(error_answer(status, "invalid_request", words))
+
     def _dispatch(self) -> None:
+        url = urlsplit(self.path)
+        method = self.command.upper()
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
+            body = self._read_body(method)
+        except _Refused as refused:
             self.close_connection = True
-            message = {"error": "invalid_request", "message": "Content-Length must be a non-negative integer"}
-            self._send(400, {"Content-Type": ["application/json"]}, json.dumps(message).encode())
+            self._send_answer(refused.answer)
             return
-        if length > MAX_BODY_BYTES:
-            if length <= MAX_DRAINED_BYTES:  # read it, so the client sees the 413 instead of a broken pipe
-                self._discard(length)
-            message = {"error": "body_too_large", "message": f"request body is over {MAX_BODY_BYTES} bytes"}
-            self.close_connection = True
-            self._send(413, {"Content-Type": ["application/json"]}, json.dumps(message).encode())
+        if method == "GET" and url.path == OPENAPI_PATH:
+            self._route_path = OPENAPI_PATH
+            self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
             return
-        body = self.rfile.read(length) if length else b""
-        path = urlsplit(self.path).path
-        function = function_for(self.command, path)
+        found = self.table.match(method, url.path)
+        if found is None and method == "OPTIONS":  # a CORS preflight: the function of that path answers it
+            candidates = (self.table.match(other, url.path) for other in self.table.allowed_methods(url.path))
+            found = next((candidate for candidate in candidates if candidate), None)
+        if found is None:
+            self._route_path = "(no route)"
+            allowed = self.table.allowed_methods(url.path)
+            if allowed:
+                self._send_answer(method_not_allowed_answer(self.command, url.path, allowed))
+            else:
+                self._send_answer(route_not_found_answer(self.command, url.path, self.table.names()))
+            return
+        route = found.route
+        self._route_path = route.path
         headers = {name: value for name, value in self.headers.items()}
-        event = proxy_event(self.command, self.path, headers, body, self.client_address[0])
-        answer = self.handlers[function](event, LocalContext(function_name=function))
+        event = proxy_event(
+            self.command, self.path, headers, body, self.client_address[0], route.path, found.path_parameters
+        )
+        answer = self.handlers[route.function](event, LocalContext(function_name=route.function))
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
         multi = dict(answer.get("multiValueHeaders") or {})
         for name, value in (answer.get("headers") or {}).items():
             multi.setdefault(name, [value])
         self._send(int(answer["statusCode"]), multi, data)
+
+    def _read_body(self, method: str) -> bytes:
+        """The request body, framed as HTTP/1.1 says: chunked, else Content-Length, else none."""
+        coding = self.headers.get("Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length") or []
+        if coding is not None:
+            if coding.strip().lower() != "chunked":
+                raise _Refused(
+                    HTTPStatus.BAD_REQUEST,
+                    f"Transfer-Encoding {quoted(repr(coding))} is not supported: "
+                    "send Content-Length, or Transfer-Encoding: chunked",
+                )
+            if lengths:  # both framings: a request smuggling pattern; answer this one, then close
+                self.close_connection = True
+            return self._read_chunked()
+        if not lengths:
+            if method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+                self.close_connection = True  # bytes a client sends next are not read as another request
+            return b""
+        try:
+            length = int(lengths[0])
+            if length < 0 or any(other.strip() != lengths[0].strip() for other in lengths):
+                raise ValueError(length)
+        except ValueError:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "Content-Length must be one non-negative integer") from None
+        if length > MAX_BODY_BYTES:
+            if length <= MAX_DRAINED_BYTES:  # read it, so the client sees the 413 instead of a broken pipe
+                self._discard(length)
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(), "body_too_large")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise _Refused(HTTPStatus.BAD_REQUEST, f"request body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
+            size_text = line.split(b";", 1)[0].strip()
+            if not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
+                raise _Refused(
+                    HTTPStatus.BAD_REQUEST,
+                    "chunked body: a chunk size must be a hexadecimal number on its own line (RFC 9112)",
+                )
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _too_large(), "body_too_large")
+            data = self.rfile.read(size)
+            if len(data) < size or self.rfile.read(2) != b"\r\n":
+                raise _Refused(HTTPStatus.BAD_REQUEST, "chunked body: a chunk is not the size its line says")
+            parts.append(data)
+        for _ in range(MAX_TRAILER_LINES):  # trailer fields, ignored as API Gateway ignores them
+            line = self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
+            if line in (b"\r\n", b"\n"):
+                return b"".join(parts)
+            if not line.endswith(b"\n"):
+                break
+        raise _Refused(HTTPStatus.BAD_REQUEST, "chunked body: the trailer does not end with an empty line")
 
     def _discard(self, length: int) -> None:
         while length > 0:
@@ -194,31 +337,89 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return
             length -= len(chunk)
 
+    def _send_answer(self, answer: Answer) -> None:
+        status, body, headers = answer
+        all_headers = {"Content-Type": ["application/json"], **{name: [value] for name, value in headers.items()}}
+        self._send(status, all_headers, json.dumps(body).encode())
+
     def _send(self, status: int, headers: dict[str, list[str]], data: bytes) -> None:
         self.send_response(status)
         for name, values in headers.items():
             for value in values:
                 self.send_header(name, str(value))
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+        method = (self.command or "").upper()
+        self._log(f"{method if method in _LOGGED_METHODS else '-'} {self._route_path} {status} {len(data)} bytes")
+
+    # Logs: a method, a route's path, a status and a size (_send); never a path, query, header or body as sent.
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # _send logs the answer once its size is known
+
+    def log_error(self, format: str, *args: Any) -> None:
+        self._log("connection timed out" if "timed out" in format else "connection error")
 
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+        self._log("-")
+
+    def _log(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(f"{self.client_address[0]} {self.log_date_time_string()} {text}\n")
 
 
-def make_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, quiet: bool = False) -> ThreadingHTTPServer:
-    """A threaded HTTP server wired to both handlers; port 0 picks a free port."""
+def _too_large() -> str:
+    return f"request body is over {MAX_BODY_BYTES} bytes (Lambda's synchronous limit)"
+
+
+class LocalServer(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once: more wait in the listen queue."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()  # released when the connection's thread ends (a timeout bounds the wait)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def make_server(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    quiet: bool = False,
+    *,
+    template: Path = DEFAULT_TEMPLATE,
+    timeout: float = CONNECTION_TIMEOUT_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+) -> LocalServer:
+    """A threaded HTTP server wired to every function of the template; port 0 picks a free port."""
+    table = load_route_table(template)
     handler_class = type(
         "RequestHandler",
         (_RequestHandler,),
         {
-            "handlers": {name: load_handler(name) for name in FUNCTIONS},
-            "openapi": json.dumps(openapi_document()).encode(),
-            **({"log_message": lambda self, *args: None} if quiet else {}),
+            "table": table,
+            "handlers": {name: load_handler(name, template) for name in table.handlers},
+            "openapi": json.dumps(openapi_document(template)).encode(),
+            "quiet": quiet,
+            "timeout": timeout,
         },
     )
-    server = ThreadingHTTPServer((host, port), handler_class)
-    server.daemon_threads = True
-    return server
+    return LocalServer((host, port), handler_class, max_connections)

@@ -67,7 +67,7 @@ def check_answer_size(rows: int, labels: Sequence[str], probabilities: bool, mod
 def predict(loaded: Any, rows: np.ndarray) -> Prediction:
     """Scale with the run's own scaler, then classify; one pass gives both labels and probabilities.
 
-    `loaded` is a storage LoadedModel: name, feature_names, labels, label_array, metadata, scaler, model.
+    `loaded` is a LoadedModel (ml/artifacts.py): name, feature_names, labels, label_array, metadata, scaler, model.
     """
     expected = len(loaded.feature_names)
     if rows.shape[1] != expected:

@@ -6,7 +6,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,12 @@ class Client:
         return self.request("POST", path, body, headers={"Content-Type": "application/json"})
 
 
-def serve(tmp_path: Path) -> Iterator[Client]:
+MAX_TEST_CONNECTIONS = 8
+
+
+def serve(tmp_path: Path, **options: Any) -> Iterator[Client]:
     """The local server on a free loopback port, for as long as the caller iterates."""
-    server = make_server("127.0.0.1", 0, quiet=True)
+    server = make_server("127.0.0.1", 0, **{"quiet": True, **options})
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -58,6 +61,25 @@ def local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cl
     monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
     start_service()
     yield from serve(tmp_path)
+
+
+@pytest.fixture
+def short_timeout_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The local server with a 0.2 s connection timeout and at most MAX_TEST_CONNECTIONS connections at once."""
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    start_service()
+    yield from serve(tmp_path, timeout=0.2, max_connections=MAX_TEST_CONNECTIONS)
+
+
+@pytest.fixture
+def local_server_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> Iterator[tuple[Client, Callable[[], str]]]:
+    """The local server logging its requests as `make run` does, and a function returning what it logged."""
+    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
+    start_service()
+    for client in serve(tmp_path, quiet=False):
+        yield client, lambda: "".join(capfd.readouterr())
 
 
 @pytest.fixture

@@ -98,12 +98,13 @@ def test_a_warm_function_keeps_serving_through_a_storage_outage(
     service = start_service()
     version = service.train(load_event("train.json"))["model_version"]
     assert service.predict(load_event("predict.json"))["model_version"] == version
-    store = service.inference_module.cache.store
+    objects = service.inference_module.registry.objects
 
     def down(key: str) -> bytes:
         raise StoreUnavailableError("s3 could not be reached")
 
-    monkeypatch.setattr(store.objects, "get", down)
+    monkeypatch.setattr(objects, "get", down)
+    monkeypatch.setattr(objects, "get_tagged", down)
     answer = service.predict(load_event("predict.json"))
     assert answer["statusCode"] == 200 and answer["model_version"] == version
 
@@ -113,9 +114,9 @@ def test_a_corrupt_new_version_is_refused_cold_and_skipped_warm(local_service: S
     good = local_service.train({})["model_version"]
     assert local_service.predict({"x_test": [1, 2]})["model_version"] == good
     bad = local_service.train({"candidates": ["sgd"]})["model_version"]
-    store = local_service.train_module.store
-    metadata = store.load_metadata("Model_ml", bad)
-    store.objects.put(metadata["artifacts"]["scaler"]["key"], b"tampered bytes")
+    registry = local_service.train_module.registry
+    metadata = registry.get_version("Model_ml", bad)
+    registry.objects.put(metadata["artifacts"]["scaler"]["key"], b"tampered bytes")
 
     warm = local_service.predict({"x_test": [1, 2]})
     assert warm["statusCode"] == 200 and warm["model_version"] == good
@@ -128,13 +129,13 @@ def test_a_corrupt_new_version_is_refused_cold_and_skipped_warm(local_service: S
 
 def test_a_training_that_dies_before_publishing_changes_nothing(local_service: Service, monkeypatch) -> None:
     good = local_service.train({})["model_version"]
-    objects = local_service.train_module.store.objects
+    objects = local_service.train_module.registry.objects
     real_put = objects.put
 
-    def pointer_write_fails(key: str, data: bytes) -> None:
+    def pointer_write_fails(key: str, data: bytes, **conditions: Any) -> str:
         if key.endswith("latest.json"):
             raise StoreUnavailableError("s3 answered SlowDown")
-        real_put(key, data)
+        return real_put(key, data, **conditions)
 
     monkeypatch.setattr(objects, "put", pointer_write_fails)
     failed = local_service.train({"candidates": ["sgd"]})

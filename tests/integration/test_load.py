@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
+from deployment_model.ml.artifacts import load_model
 from deployment_model.ml.prediction import predict
-from deployment_model.storage.models import ModelStore
 from deployment_model.storage.objects import DirectoryObjectStore
+from deployment_model.storage.registry import ModelRegistry
 from tests.conftest import start_service
 from tests.integration.conftest import serve
 
@@ -117,8 +118,8 @@ def test_predicts_during_publishing_are_never_wrong_or_mixed(
     assert errors == []
     assert seen <= versions and len(seen) >= 2
 
-    store = ModelStore(DirectoryObjectStore(store_dir))
-    offline = {version: store.load("iris", version) for version in seen}
+    registry = ModelRegistry(DirectoryObjectStore(store_dir))
+    offline = {version: load_model(registry.load("iris", version)) for version in seen}
     for answer in answers:
         expected = predict(offline[answer.body["model_version"]], np.array(answer.rows))
         assert answer.body["result"] == expected.labels

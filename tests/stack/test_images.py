@@ -151,7 +151,13 @@ def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Pa
     assert not (requirements_site(inference_plan) / "pandas").exists()
     package = assemble_task_root(inference_plan, tmp_path) / "deployment_model"
     copied = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
-    assert {"api/service.py", "storage/models.py", "ml/prediction.py", "inference/app.py"} <= copied
+    assert {
+        "api/service.py",
+        "storage/registry.py",
+        "ml/artifacts.py",
+        "ml/prediction.py",
+        "inference/app.py",
+    } <= copied
     assert "ml/training.py" not in copied and not any(p.startswith(("local/", "train/")) for p in copied)
     # The report page and drift check are served; the report is drawn (matplotlib) only at training.
     assert {"ml/drift.py", "ml/report.py", "api/report_page.py"} <= copied

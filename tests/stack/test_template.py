@@ -10,8 +10,21 @@ import pytest
 from tests.stack.conftest import resources_of, run_tool, tool
 from tests.stack.sam_transform import load_template
 
-ROUTES = {"/train": "TrainFunction", "/predict": "InferenceFunction", "/inference": "InferenceFunction"}
-READ_ROUTES = {"/models/{name}/versions/{version}/report": "InferenceFunction"}  # GET: read-only, on inference
+# (path, method) -> the function that answers it: write routes on train, read routes on inference.
+ROUTES = {
+    ("/train", "post"): "TrainFunction",
+    ("/predict", "post"): "InferenceFunction",
+    ("/inference", "post"): "InferenceFunction",
+    ("/models", "get"): "InferenceFunction",
+    ("/models/{name}", "get"): "InferenceFunction",
+    ("/models/{name}/versions/{version}", "get"): "InferenceFunction",
+    ("/models/{name}/history", "get"): "InferenceFunction",
+    ("/models/{name}/publish", "post"): "TrainFunction",
+    ("/models/{name}/versions/{version}", "delete"): "TrainFunction",
+    ("/models/{name}", "delete"): "TrainFunction",
+    ("/models/{name}/versions/{version}/report", "get"): "InferenceFunction",
+}
+PATHS = {path for path, _ in ROUTES}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
 
@@ -59,13 +72,14 @@ def test_hadolint_passes_both_dockerfiles() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_each_route_is_a_post_to_its_function_and_needs_an_api_key(cfn: dict[str, Any]) -> None:
+def test_each_route_goes_to_its_function_and_needs_an_api_key(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    assert set(paths) == set(ROUTES) | set(READ_ROUTES)
-    for path, function in [*ROUTES.items(), *READ_ROUTES.items()]:
-        method = "post" if path in ROUTES else "get"
-        assert set(paths[path]) == {method, "options"}, f"{path}: only {method.upper()}, and the CORS preflight"
+    assert set(paths) == PATHS
+    for path in PATHS:
+        declared = {method for p, method in ROUTES if p == path}
+        assert set(paths[path]) == declared | {"options"}, f"{path}: only its methods, and the CORS preflight"
+    for (path, method), function in ROUTES.items():
         operation = paths[path][method]
         assert operation["security"] == [{"api_key": []}]
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
@@ -92,7 +106,7 @@ def test_the_stage_logs_access_traces_and_throttles(cfn: dict[str, Any]) -> None
 
 def test_cors_grants_no_origin_unless_one_is_given(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
-    for path in ROUTES:
+    for path in PATHS:
         preflight = api["Properties"]["Body"]["paths"][path]["options"]
         assert "security" not in preflight  # browsers send preflights without the API key
         origin = preflight["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"][
@@ -103,21 +117,38 @@ def test_cors_grants_no_origin_unless_one_is_given(cfn: dict[str, Any]) -> None:
     assert cfn["Parameters"]["AllowedOrigin"]["Default"] == ""
 
 
-def test_the_inference_role_can_only_read_the_model_bucket(cfn: dict[str, Any]) -> None:
-    role = cfn["Resources"]["InferenceFunctionRole"]
-    actions = {action for statement in s3_statements(role) for action in statement["Action"]}
-    assert actions and all(a.startswith(("s3:Get", "s3:List")) for a in actions), actions
-    assert not {"s3:PutObject", "s3:DeleteObject", "s3:*"} & actions
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
 
 
-def test_the_train_role_touches_only_the_model_bucket(cfn: dict[str, Any]) -> None:
+def _models_only(resource: Any) -> bool:
+    return resource == {"Fn::Sub": "${ModelBucket.Arn}/models/*"}
+
+
+def test_the_inference_role_reads_and_lists_only_models_and_cannot_write(cfn: dict[str, Any]) -> None:
+    statements = s3_statements(cfn["Resources"]["InferenceFunctionRole"])
+    actions = {action for statement in statements for action in statement["Action"]}
+    assert actions == {"s3:GetObject", "s3:ListBucket"}, actions
+    for statement in statements:
+        if "s3:GetObject" in statement["Action"]:
+            assert all(_models_only(r) for r in _resources(statement)), statement
+        if "s3:ListBucket" in statement["Action"]:
+            assert _resources(statement) == [{"Fn::GetAtt": ["ModelBucket", "Arn"]}]
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["models/*"]}}, statement
+
+
+def test_the_train_role_touches_only_the_model_bucket_and_deletes_only_models(cfn: dict[str, Any]) -> None:
     role = cfn["Resources"]["TrainFunctionRole"]
     statements = s3_statements(role)
     actions = {action for statement in statements for action in statement["Action"]}
-    assert {"s3:PutObject", "s3:GetObject"} <= actions and "s3:*" not in actions
+    assert {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"} <= actions and "s3:*" not in actions
     for statement in statements:
-        for resource in statement["Resource"]:
-            assert resource != "*" and json.dumps(resource).count('"Ref": "ModelBucket"') == 1, resource
+        for resource in _resources(statement):
+            assert resource != "*" and json.dumps(resource).count("ModelBucket") == 1, resource
+        if "s3:DeleteObject" in statement["Action"]:
+            assert all(_models_only(r) for r in _resources(statement)), statement
+        assert not any(a.startswith("s3:Delete") for a in statement["Action"] if a != "s3:DeleteObject")
 
 
 def test_no_role_has_a_full_access_managed_policy_or_s3_wildcards(cfn: dict[str, Any]) -> None:

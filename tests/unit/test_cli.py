@@ -135,12 +135,10 @@ def test_predict_a_csv_in_process(trained: dict, store: str, tmp_path: Path, cap
 
 def test_a_bad_csv_cell_names_its_line_and_column(trained: dict, store: str, tmp_path: Path, capsys) -> None:
     rows = tmp_path / "rows.csv"
-    rows.write_text("a,b\n1,2\n3,oops\n")
+    rows.write_text("petal_width,petal_length\n1,2\n3,oops\n")
     code, _, err = run(capsys, "--store-dir", store, "predict", "--csv", str(rows))
     assert code == 1
-    assert (
-        err == f"Error: {rows} line 3, column 'b': 'oops' is not a number (name the feature columns with --columns)\n"
-    )
+    assert err == f"Error: {rows} line 3, column 'petal_length': 'oops' is not a number\n"
 
 
 # ---- streaming: batches under the limits, the file read as it is sent

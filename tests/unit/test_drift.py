@@ -12,6 +12,7 @@ import pytest
 from deployment_model.ml.drift import DRIFT_STD_THRESHOLD, DriftBounds, bounds_for, feature_stats
 from deployment_model.ml.training import iris_dataset, train_model
 from tests.conftest import Service
+from tests.unit.test_report import store_without_report
 
 STATS = {"min": [0.0, 10.0], "max": [1.0, 20.0], "mean": [0.5, 15.0], "std": [0.1, 5.0]}
 
@@ -115,9 +116,7 @@ def test_out_of_range_rows_are_published_beside_predicted_rows_with_the_version(
 def test_versions_trained_before_drift_statistics_answer_null_and_publish_no_count(
     local_service: Service, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trained = train_model(iris_dataset())
-    store = local_service.train_module.store
-    store.publish("Old", "old_scaler", trained.model, trained.scaler, trained.summary())  # the old layout
+    store_without_report(local_service, "Old")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     capsys.readouterr()
     answer = local_service.predict({"x_test": [[25.0, 60.0]], "filename_model": "Old", "explain_drift": True})

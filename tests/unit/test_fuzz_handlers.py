@@ -68,3 +68,44 @@ def test_a_valid_body_base64_encoded_is_the_same_request(trained: Service) -> No
         proxy_event("/predict", raw=base64.b64encode(text.encode()).decode(), base64_encoded=True)
     )
     assert json.loads(plain["body"])["result"] == json.loads(encoded["body"])["result"] == "virginica"
+
+
+# --- any path, method, header and event shape, on the real functions and on routes declared like others' ---------
+
+ROUTE_PATHS = ["/train", "/predict", "/inference", "/things", "/things/a", "/things/a/resize", "/", ""]
+paths = (
+    st.sampled_from(ROUTE_PATHS)
+    | st.builds(lambda base, tail: base + tail, st.sampled_from(ROUTE_PATHS), st.sampled_from(["/", "//", "/x", "%2F"]))
+    | st.text(alphabet=st.characters(codec="utf-8"), max_size=30).map(lambda text: "/" + text)
+    | st.text(max_size=10)
+)
+methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"]) | st.text(max_size=8)
+methods = methods | methods.map(str.lower)
+header_names = st.sampled_from(["Content-Type", "Content-Encoding", "Origin", "Accept", "Transfer-Encoding"])
+header_values = st.sampled_from(["application/json", "application/x-www-form-urlencoded", "gzip", "text/plain", ""])
+headers = st.dictionaries(header_names | st.text(max_size=10), header_values | st.text(max_size=20), max_size=4)
+event_values = st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.lists(st.text(max_size=3))
+events = st.fixed_dictionaries(
+    {"httpMethod": methods, "path": paths, "headers": headers, "body": raw_bodies | st.none()},
+    optional={
+        "isBase64Encoded": st.sampled_from([True, False, "true", "false", "False", None]) | event_values,
+        "queryStringParameters": st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3) | event_values,
+        "requestContext": st.just({"stage": "Prod", "path": "/Prod/x"}) | event_values,
+        "multiValueHeaders": st.dictionaries(st.text(max_size=6), st.lists(st.text(max_size=6))) | event_values,
+        "pathParameters": event_values,
+    },
+)
+
+
+@fuzz
+@given(event=events)
+def test_any_path_method_header_or_event_shape(trained: Service, event: dict[str, Any]) -> None:
+    from tests import things_app
+    from tests.unit.test_api_layer import call
+
+    for handler in (trained.predict, trained.train, call):
+        if event.get("path", "").rstrip("/") == "/train" and str(event.get("httpMethod")).upper() == "POST":
+            continue  # a valid body would train: validation of /train bodies is fuzzed above
+        answer = handler(event)
+        assert_client_error_or_success(answer["statusCode"], json.loads(answer["body"]))
+    assert things_app.app.operations  # the test function is the one declared in tests/things_app.py

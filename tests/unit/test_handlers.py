@@ -11,26 +11,60 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SEED_BUCKET, Service, body_of, load_event, proxy_event
+from tests.conftest import ROOT, SEED_BUCKET, Service, body_of, load_event, proxy_event, start_service
 
 # --- the seed's contract --------------------------------------------------------------------------------
 
 
 def test_the_seeds_exact_json_works_as_direct_invocations(s3_service: Service, s3: Any) -> None:
-    assert s3_service.train(load_event("train.json"))["message"] == "Train successfully"
-    answer = s3_service.predict(load_event("predict.json"))
+    """events/seed/ keeps the seed's JSON byte for byte; on a bucket named as the seed's, it works unchanged."""
+    assert s3_service.train(load_event("seed/train.json"))["message"] == "Train successfully"
+    answer = s3_service.predict(load_event("seed/predict.json"))
     assert answer["statusCode"] == 200 and answer["result"] == "Not virginica"
-    virginica = {**load_event("predict.json"), "x_test": [2.0, 5.5]}
+    virginica = {**load_event("seed/predict.json"), "x_test": [2.0, 5.5]}
     assert s3_service.predict(virginica)["result"] == "virginica"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=SEED_BUCKET)["Contents"]]
     assert "models/Model_ml/latest.json" in keys
 
 
 def test_the_seeds_requests_work_as_api_gateway_events(s3_service: Service) -> None:
-    trained = s3_service.train(load_event("api_train.json"))
+    trained = s3_service.train(load_event("seed/api_train.json"))
     assert trained["statusCode"] == 200 and body_of(trained)["message"] == "Train successfully"
-    answer = s3_service.predict(load_event("api_predict.json"))
+    answer = s3_service.predict(load_event("seed/api_predict.json"))
     assert answer["statusCode"] == 200 and body_of(answer)["result"] == "Not virginica"
+
+
+GENERATED_BUCKET = "ml-service-modelbucket-1a2b3c4d5e6f"  # what `sam deploy` names the stack's bucket
+
+
+@pytest.fixture
+def deployed_service(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Service:
+    """The functions as the README's `sam deploy` leaves them: a bucket with a generated name."""
+    s3.create_bucket(Bucket=GENERATED_BUCKET)
+    monkeypatch.setenv("MODEL_BUCKET", GENERATED_BUCKET)
+    return start_service()
+
+
+def test_the_events_the_readme_runs_work_on_a_deployed_stack(deployed_service: Service) -> None:
+    assert deployed_service.train(load_event("train.json"))["statusCode"] == 200
+    assert deployed_service.predict(load_event("predict.json"))["result"] == "Not virginica"
+    assert deployed_service.predict(load_event("predict_batch.json"))["rows"] == 4
+    assert body_of(deployed_service.train(load_event("api_train.json")))["message"] == "Train successfully"
+    assert body_of(deployed_service.predict(load_event("api_predict.json")))["result"] == "Not virginica"
+    assert body_of(deployed_service.predict(load_event("api_inference_base64.json")))["rows"] == 4
+
+
+def test_the_seeds_bucket_name_on_a_deployed_stack_is_refused_without_naming_the_stacks_bucket(
+    deployed_service: Service,
+) -> None:
+    for answer in (
+        deployed_service.train(load_event("seed/train.json")),
+        deployed_service.predict(load_event("seed/predict.json")),
+    ):
+        assert answer["statusCode"] == 403 and "this service's bucket" in answer["message"]
+        assert GENERATED_BUCKET not in json.dumps(answer)
+    answer = deployed_service.predict(load_event("seed/api_predict.json"))
+    assert answer["statusCode"] == 403 and GENERATED_BUCKET not in answer["body"]
 
 
 def test_base64_encoded_bodies_and_the_seeds_inference_path(s3_service: Service) -> None:
@@ -99,6 +133,7 @@ def test_another_bucket_is_forbidden_and_untouched(s3_service: Service, s3: Any)
     s3.create_bucket(Bucket="someone-elses")
     answer = s3_service.train({"name_bucket": "someone-elses"})
     assert answer["statusCode"] == 403 and "someone-elses" in answer["message"]
+    assert SEED_BUCKET not in answer["message"]  # the stack's bucket is not told to the caller
     assert s3_service.predict({"x_test": [1, 2], "name_bucket": "someone-elses"})["statusCode"] == 403
     assert s3.list_objects_v2(Bucket="someone-elses")["KeyCount"] == 0
     assert s3.list_objects_v2(Bucket=SEED_BUCKET)["KeyCount"] == 0
@@ -112,7 +147,7 @@ def test_another_bucket_is_forbidden_and_untouched(s3_service: Service, s3: Any)
         ({"x_test": [1, 2], "filename_model": "../other"}, 400, "filename_model"),
         ({"x_test": [1, 2], "filename_scaler": "a/b"}, 400, "filename_scaler"),
         ({"x_test": [1, 2], "extra": True}, 400, "extra: is not a known field"),
-        ({}, 400, "x_test: Field required"),
+        ({}, 400, "x_test: is required"),
         ({"x_test": [1, 2], "filename_model": "unknown"}, 404, "'unknown' has not been trained"),
         ({"x_test": [1, 2], "model_version": "20200101T000000000000Z-00000000"}, 404, "no version"),
         ({"x_test": [1, 2], "filename_scaler": "other"}, 404, "trained with scaler 'scaler', not 'other'"),
@@ -175,11 +210,25 @@ def test_training_errors_are_400s(local_service: Service) -> None:
     assert missing["statusCode"] == 404 and "data/none.csv" in missing["message"]
 
 
-def test_api_gateway_answers_are_json_with_a_content_type(local_service: Service) -> None:
-    event = proxy_event("/train", None, raw=base64.b64encode(b"{}").decode())
-    event["isBase64Encoded"] = True
-    answer = local_service.train(event)
-    assert answer["statusCode"] == 200 and body_of(answer)["model_name"] == "Model_ml"
+@pytest.mark.parametrize(
+    ("function", "event"),
+    [
+        ("train", proxy_event("/train", None, raw=base64.b64encode(b'{"candidates": ["sgd"]}').decode())),
+        ("predict", proxy_event("/predict", {"x_test": [1, 2]})),
+        ("predict", proxy_event("/predict", {"x_test": "no"})),
+        ("predict", proxy_event("/nowhere", {})),
+        ("predict", proxy_event("/predict", {}, method="GET")),
+        ("predict", proxy_event("/predict", {"x_test": [1, 2], "filename_model": "never"})),
+    ],
+)
+def test_api_gateway_answers_are_json_with_a_content_type(local_service: Service, function: str, event) -> None:
+    local_service.train({})
+    if function == "train":
+        event["isBase64Encoded"] = True
+    answer = getattr(local_service, function)(event)
+    content_types = [v for k, v in answer["multiValueHeaders"].items() if k.lower() == "content-type"]
+    assert content_types == [["application/json"]], answer["multiValueHeaders"]
+    assert isinstance(json.loads(answer["body"]), dict) and answer["isBase64Encoded"] is False
 
 
 def test_the_inference_function_works_without_pandas(local_service: Service, tmp_path) -> None:

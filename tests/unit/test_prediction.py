@@ -1,4 +1,4 @@
-"""Predictions and the warm cache: no storage request within the TTL, never a mixed or unverified model."""
+"""Predictions from a loaded version: labels, classes, probabilities, input limits and the answer's size."""
 
 from __future__ import annotations
 
@@ -9,22 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deployment_model.ml.artifacts import model_artifacts, model_metadata
 from deployment_model.ml.limits import MAX_CLASSES, MAX_ROWS_PER_REQUEST
 from deployment_model.ml.prediction import InvalidRowsError, check_answer_size, predict
 from deployment_model.ml.training import iris_dataset, resolve_grids, train_model
-from deployment_model.storage.model_cache import ModelCache
-from deployment_model.storage.models import ModelStore
-from deployment_model.storage.objects import ArtifactIntegrityError, DirectoryObjectStore, StoreUnavailableError
+from deployment_model.storage.objects import DirectoryObjectStore
+from deployment_model.storage.registry import ModelRegistry
 from tests.conftest import body_of, proxy_event
-from tests.unit.test_store import RecordingObjects
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.test_store import RecordingObjects, load
+from tests.unit.test_store import publish as publish_version
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +30,14 @@ def objects(tmp_path: Path) -> RecordingObjects:
     return RecordingObjects(DirectoryObjectStore(tmp_path))
 
 
-def publish(store: ModelStore, trained) -> str:
-    return store.publish("Model_ml", "scaler", trained.model, trained.scaler, trained.summary())["version"]
-
-
-def reads(objects: RecordingObjects) -> list[str]:
-    return [key for op, key in objects.calls if op == "get"]
+def publish(store: ModelRegistry, trained) -> str:
+    return publish_version(store, trained)["version"]
 
 
 def test_predict_gives_labels_classes_and_probabilities(objects, trained) -> None:
-    store = ModelStore(objects)
+    store = ModelRegistry(objects)
     publish(store, trained)
-    result = predict(store.load("Model_ml"), np.array([[0.7, 1.0], [2.0, 5.5]]))
+    result = predict(load(store), np.array([[0.7, 1.0], [2.0, 5.5]]))
     assert result.labels == ["Not virginica", "virginica"]
     assert result.classes.tolist() == [0, 1]
     assert result.probabilities.shape == (2, 2)
@@ -56,140 +45,43 @@ def test_predict_gives_labels_classes_and_probabilities(objects, trained) -> Non
 
 
 def test_estimators_without_probabilities_still_label(objects) -> None:
-    store = ModelStore(objects)
+    store = ModelRegistry(objects)
     sgd = train_model(iris_dataset(), resolve_grids({"sgd": None}))
     publish(store, sgd)
-    result = predict(store.load("Model_ml"), np.array([[0.7, 1.0], [2.0, 5.5]]))
+    result = predict(load(store), np.array([[0.7, 1.0], [2.0, 5.5]]))
     assert result.probabilities is None
     assert result.labels == ["Not virginica", "virginica"]
 
 
 def test_rows_of_the_wrong_width_name_the_expected_features(objects, trained) -> None:
-    store = ModelStore(objects)
+    store = ModelRegistry(objects)
     publish(store, trained)
     with pytest.raises(InvalidRowsError, match=r"must have 2 values \(petal_width, petal_length\).*got 3"):
-        predict(store.load("Model_ml"), np.ones((1, 3)))
-
-
-def test_a_warm_call_within_the_ttl_reads_nothing(objects, trained) -> None:
-    store, clock = ModelStore(objects), Clock()
-    publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=60, clock=clock)
-    cache.get("Model_ml")
-    before = len(reads(objects))
-    for _ in range(100):
-        clock.now += 0.5
-        cache.get("Model_ml")
-    assert len(reads(objects)) == before
-
-
-def test_after_the_ttl_one_pointer_read_finds_a_new_version(objects, trained) -> None:
-    store, clock = ModelStore(objects), Clock()
-    first = publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=60, clock=clock)
-    assert cache.get("Model_ml").version == first
-    second = publish(store, trained)
-    clock.now += 59
-    assert cache.get("Model_ml").version == first  # still within the TTL
-    clock.now += 2
-    before = len(reads(objects))
-    assert cache.get("Model_ml").version == second
-    assert reads(objects)[before] == "models/Model_ml/latest.json"
-
-
-def test_an_unchanged_pointer_costs_exactly_one_small_read(objects, trained) -> None:
-    store, clock = ModelStore(objects), Clock()
-    publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=60, clock=clock)
-    cache.get("Model_ml")
-    clock.now += 61
-    before = len(reads(objects))
-    cache.get("Model_ml")
-    assert reads(objects)[before:] == ["models/Model_ml/latest.json"]
-
-
-def test_ttl_zero_checks_the_pointer_on_every_call(objects, trained) -> None:
-    store = ModelStore(objects)
-    publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=0)
-    cache.get("Model_ml")
-    before = len(reads(objects))
-    for _ in range(3):
-        cache.get("Model_ml")
-    assert reads(objects)[before:] == ["models/Model_ml/latest.json"] * 3
-
-
-def test_a_pinned_version_is_loaded_once_and_never_rechecked(objects, trained) -> None:
-    store, clock = ModelStore(objects), Clock()
-    first = publish(store, trained)
-    publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=0, clock=clock)
-    assert cache.get("Model_ml", first).version == first
-    before = len(reads(objects))
-    clock.now += 3600
-    assert cache.get("Model_ml", first).version == first
-    assert len(reads(objects)) == before
-
-
-def test_a_corrupt_new_version_does_not_replace_the_good_one(objects, trained) -> None:
-    store, clock = ModelStore(objects), Clock()
-    good = publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=60, clock=clock)
-    cache.get("Model_ml")
-    bad = store.publish("Model_ml", "scaler", trained.model, trained.scaler, trained.summary())
-    objects.put(bad["artifacts"]["model"]["key"], b"corrupted")
-    clock.now += 61
-    assert cache.get("Model_ml").version == good
-    with pytest.raises(ArtifactIntegrityError, match=bad["version"]):
-        ModelCache(store, ttl_seconds=60).get("Model_ml")  # a cold function has nothing good to fall back on
-
-
-def test_storage_outage_keeps_serving_the_version_held(objects, trained) -> None:
-    store, clock = ModelStore(objects), Clock()
-    good = publish(store, trained)
-    cache = ModelCache(store, ttl_seconds=60, clock=clock)
-    cache.get("Model_ml")
-
-    def unreachable(key: str) -> bytes:
-        raise StoreUnavailableError("s3://bucket could not be reached")
-
-    objects.get = unreachable
-    clock.now += 61
-    assert cache.get("Model_ml").version == good
-    with pytest.raises(StoreUnavailableError):
-        ModelCache(store, ttl_seconds=60).get("Model_ml")
-
-
-def test_loads_are_reported(objects, trained) -> None:
-    store = ModelStore(objects)
-    version = publish(store, trained)
-    loads: list[tuple[str, float]] = []
-    cache = ModelCache(store, ttl_seconds=60, on_load=lambda loaded, seconds: loads.append((loaded.version, seconds)))
-    cache.get("Model_ml")
-    cache.get("Model_ml")
-    assert [v for v, _ in loads] == [version] and loads[0][1] > 0
+        predict(load(store), np.ones((1, 3)))
 
 
 @pytest.mark.parametrize("row", [[0.001, -5.69e190], [1e155, 1.0], [1e300, 1e300]])
 def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
-    store = ModelStore(objects)
+    store = ModelRegistry(objects)
     publish(store, trained)
     with pytest.raises(InvalidRowsError, match=r"x_test row 1: value . .* is outside what model 'Model_ml'"):
-        predict(store.load("Model_ml"), np.array([[0.7, 1.0], row]))
+        predict(load(store), np.array([[0.7, 1.0], row]))
 
 
 def test_versions_trained_before_input_limits_keep_the_older_check(objects, trained) -> None:
-    store = ModelStore(objects)
+    store = ModelRegistry(objects)
     summary = {k: v for k, v in trained.summary().items() if k != "input_limits"}
-    store.publish("Model_ml", "scaler", trained.model, trained.scaler, summary)
+    artifacts = model_artifacts("Model_ml", "scaler", trained.model, trained.scaler)
+    version = store.create_version("Model_ml", artifacts, model_metadata(summary, "scaler"))["version"]
+    store.publish("Model_ml", version)
     with pytest.raises(InvalidRowsError, match="row 1 has values too large"):
-        predict(store.load("Model_ml"), np.array([[0.7, 1.0], [1e155, 1.0]]))
+        predict(load(store), np.array([[0.7, 1.0], [1e155, 1.0]]))
 
 
 def test_large_but_computable_values_still_predict(objects, trained) -> None:
-    store = ModelStore(objects)
+    store = ModelRegistry(objects)
     publish(store, trained)
-    result = predict(store.load("Model_ml"), np.array([[1e100, 1e100], [-1e100, 3.0]]))
+    result = predict(load(store), np.array([[1e100, 1e100], [-1e100, 3.0]]))
     assert set(result.labels) <= {"Not virginica", "virginica"} and len(result.labels) == 2
     assert np.allclose(result.probabilities.sum(axis=1), 1.0)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
+import re
 from typing import get_args
 
 import numpy as np
@@ -101,8 +101,24 @@ def test_any_json_value_is_accepted_or_refused_cleanly(value) -> None:
 )
 def test_any_predict_body_validates_or_raises_a_validation_error(body) -> None:
     text = json.dumps(body)  # what a client may send, big integers included
-    with contextlib.suppress(orjson.JSONDecodeError, ValidationError, TooManyRowsError):
-        PredictRequest.model_validate(orjson.loads(text))  # what the handler does with it
+    try:
+        payload = orjson.loads(text)  # what the handler does with it
+    except orjson.JSONDecodeError:
+        assert re.search(r"\d{19}|NaN|Infinity", text)  # what json.dumps writes and strict JSON is not
+        return
+    try:
+        request = PredictRequest.model_validate(payload)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):  # each refusal names a field and a reason
+            assert error["loc"] and error["msg"]
+        return
+    except TooManyRowsError:
+        assert len(payload["x_test"]) > MAX_ROWS_PER_REQUEST
+        return
+    assert set(payload) <= set(PredictRequest.model_fields) and "x" not in payload
+    rows = payload["x_test"] if request.x_test.single_row is False else [payload["x_test"]]
+    assert request.x_test.matrix.tolist() == [[float(v) for v in row] for row in rows]
+    assert all(getattr(request, name) == value for name, value in payload.items() if name != "x_test")
 
 
 def test_the_seeds_requests_are_valid() -> None:

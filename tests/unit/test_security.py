@@ -18,8 +18,10 @@ from deployment_model.local.server import DEFAULT_HOST, make_server
 from tests.conftest import ROOT, SEED_BUCKET, Service
 
 OTHER_BUCKET = "someone-elses-bucket"
-MODEL_KEY = re.compile(
-    r"^models/[A-Za-z0-9][A-Za-z0-9._-]{0,127}/(latest\.json|versions/\d{8}T\d{12}Z-[0-9a-f]{8}/[A-Za-z0-9._-]+)$"
+MODEL_KEY = re.compile(  # the registry's layout (README, "A model version")
+    r"^models/[A-Za-z0-9][A-Za-z0-9._-]{0,127}/(latest\.json|registry\.json|history/\d{12}\.json"
+    r"|records/\d{8}T\d{12}Z-[0-9a-f]{8}\.json"
+    r"|versions/\d{8}T\d{12}Z-[0-9a-f]{8}/(metadata\.json|[a-z][a-z0-9_-]*/[A-Za-z0-9][A-Za-z0-9._-]*))$"
 )
 HOSTILE_NAMES = ["../other", "a/../../b", "/etc/passwd", "..", ".", "", "x" * 200, "models/x", "a\\b", "%2e%2e", "\x00"]
 HOSTILE_KEYS = ["../x.csv", "/abs.csv", f"s3://{OTHER_BUCKET}/x.csv", "models/Model_ml/latest.json", "a//b.csv"]
@@ -86,6 +88,14 @@ predict({"x_test": [[9.876543]]}, ctx)
 predict({"x_test": [1, 2], "filename_model": "BODY-MARKER-404"}, ctx)
 predict({"x_test": [1, 2], "name_bucket": "BODY-MARKER-403"}, ctx)
 predict({"httpMethod": "POST", "path": "/predict", "body": '{"x_test": "BODY-MARKER-400"}'}, ctx)
+form = {"Content-Type": "application/x-www-form-urlencoded"}
+body = '{"x_test": [[1.234567, "BODY-MARKER-STR"]]}'
+predict({"httpMethod": "POST", "path": "/predict/", "headers": form, "body": body}, ctx)
+predict({"httpMethod": "post", "path": "/BODY-MARKER-PATH", "body": '{"BODY-MARKER-KEY": 1}'}, ctx)
+from tests.things_app import lambda_handler as things
+things({"httpMethod": "GET", "path": "/things/a", "queryStringParameters": {"limit": "BODY-MARKER-Q"}}, ctx)
+things({"httpMethod": "POST", "path": "/things/a/resize", "body": '{"size": "BODY-MARKER-SIZE"}'}, ctx)
+things({"httpMethod": "GET", "path": "/things/bug"}, ctx)
 """
     secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"  # noqa: S105 - a fake, to prove it never appears
     env = {

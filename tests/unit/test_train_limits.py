@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deployment_model.storage.models import ModelStore
+from deployment_model.storage.registry import ModelRegistry
 from tests.conftest import SEED_BUCKET, Service, body_of, proxy_event
 
 FLOWERS = [(0.2, 1.4, "setosa"), (1.3, 4.0, "versicolor"), (2.1, 5.8, "virginica")] * 8
@@ -115,7 +115,7 @@ def test_a_csv_too_large_for_the_functions_memory_is_refused_unread(
         raise AssertionError("the CSV was read")
 
     assert local_service.train({"data_key": "data/small.csv", "target_column": "species"})["statusCode"] == 200
-    monkeypatch.setattr(ModelStore, "read_data_tagged", must_not_read)
+    monkeypatch.setattr(ModelRegistry, "read_data_tagged", must_not_read)
     answer = local_service.train({"data_key": "data/big.csv", "target_column": "species"})
     assert answer["statusCode"] == 413 and answer["error"] == "training_data_too_large"
     assert "at most 52,428 bytes" in answer["message"]

@@ -1,0 +1,30 @@
+"""Fixtures of the storage tests: both backends behind a recording wrapper, and one trained iris model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from deployment_model.ml.training import iris_dataset, train_model
+from deployment_model.storage.objects import DirectoryObjectStore, S3ObjectStore
+from tests.unit.test_store import BUCKET, RecordingObjects
+
+
+@pytest.fixture(params=["s3", "directory"])
+def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordingObjects]:
+    if request.param == "directory":
+        yield RecordingObjects(DirectoryObjectStore(tmp_path / "store"))
+        return
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield RecordingObjects(S3ObjectStore(BUCKET, client=client))
+
+
+@pytest.fixture(scope="session")
+def trained():
+    return train_model(iris_dataset())

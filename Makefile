@@ -10,21 +10,42 @@ PORT ?= 3000
 # aws-sam-cli and checkov pin boto3 exactly, and differently: each gets a venv apart from the runtime one.
 TOOLS := .venv-tools
 TOOL_STAMPS := $(TOOLS)/sam/.installed $(TOOLS)/checkov/.installed
+# Swagger UI for the local server's /docs page, from npm's swagger-ui-dist (PyPI's copies are 4.x, which cannot
+# render OpenAPI 3.1), checked against its registry integrity; kept in .vendor/, never in the Lambda images.
+SWAGGER_UI_VERSION := 5.35.0
+SWAGGER_UI_INTEGRITY := sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==
+SWAGGER_UI := .vendor/swagger-ui
+SWAGGER_UI_STAMP := $(SWAGGER_UI)/.installed-$(SWAGGER_UI_VERSION)
 
-.PHONY: run test tools bench lint format openapi diagram clean
+.PHONY: run test tools swagger-ui bench lint format openapi diagram clean
 
-## run: serve the API on http://127.0.0.1:3000 (models in .model-store/); another port: make run PORT=3001
+## run: serve the API on http://127.0.0.1:3000 (models in .model-store/), /docs to try it; another port: make run PORT=3001
 run: $(RUN_STAMP)
+	$(MAKE) swagger-ui || echo "warning: no npm, so no Swagger UI assets: /docs will say how to add them"
 	$(BIN)/python -m deployment_model serve --port $(PORT)
 
 ## test: lint, then every test (unit, integration, stack); builds the runtime and tools venvs first
-test: $(DEV_STAMP) $(TOOL_STAMPS)
+test: $(DEV_STAMP) $(TOOL_STAMPS) $(SWAGGER_UI_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 ## tools: the SAM CLI, cfn-lint, hadolint and checkov, in their own venvs
 tools: $(TOOL_STAMPS)
+
+## swagger-ui: the Swagger UI assets the local server's /docs page serves (npm pack, integrity-checked)
+swagger-ui: $(SWAGGER_UI_STAMP)
+
+$(SWAGGER_UI_STAMP):
+	rm -rf $(SWAGGER_UI) && mkdir -p $(SWAGGER_UI)
+	cd $(SWAGGER_UI) && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null
+	$(PYTHON) -c 'import base64, hashlib, sys; data = open(sys.argv[1], "rb").read(); \
+	  sys.exit("swagger-ui-dist: integrity mismatch" if "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode() != sys.argv[2] else 0)' \
+	  $(SWAGGER_UI)/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz '$(SWAGGER_UI_INTEGRITY)'
+	tar -xzf $(SWAGGER_UI)/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz -C $(SWAGGER_UI) --strip-components=1 \
+	  package/swagger-ui-bundle.js package/swagger-ui.css package/favicon-32x32.png package/LICENSE package/NOTICE
+	rm $(SWAGGER_UI)/swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz
+	touch $@
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
@@ -66,4 +87,4 @@ $(TOOLS)/%/.installed: .ci/tools-%.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(TOOLS) .vendor .pytest_cache .ruff_cache .hypothesis build *.egg-info

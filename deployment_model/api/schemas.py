@@ -193,6 +193,12 @@ class TrainRequest(_Request):
     min_f1_macro: Annotated[float, Field(ge=0, le=1, strict=True)] | None = Field(
         default=None, description="Publish only if the held-out f1_macro is at least this (0-1)."
     )
+    async_: bool = Field(
+        default=False,
+        strict=True,
+        alias="async",
+        description="Queue the training as a job and answer 202 at once (as does the header Prefer: respond-async).",
+    )
 
     @model_validator(mode="after")
     def _fields_agree(self) -> TrainRequest:

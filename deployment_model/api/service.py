@@ -27,8 +27,10 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
+from types import MappingProxyType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import numpy as np
@@ -66,6 +68,18 @@ logger = Logger(service=SERVICE_NAME)
 # Powertools' routing logs each route's arguments (path and query values) at DEBUG: not a client's values.
 logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
+
+# The API Gateway event being answered ({} for a direct invocation): for an operation that reads headers.
+current_event: ContextVar[Mapping[str, Any]] = ContextVar("current_event", default=MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class Answered:
+    """An operation's answer other than a plain 200: e.g. 202 Accepted with a Location header."""
+
+    status: HTTPStatus
+    body: BaseModel
+    headers: Headers
 
 
 def answer_for(exc: Exception, request_id: str) -> Answer:
@@ -117,7 +131,10 @@ class ServiceApp(APIGatewayRestResolver):
             serializer=_serialize,
         )
         self.operations: dict[str, Operation] = {}
+        # Paths under these prefixes speak another protocol, whose error bodies have their own shape (v2).
+        self.error_shapes: dict[str, Callable[[Answer], Answer]] = {}
         self.exception_handler(Exception)(self._answer_exception)
+        self.exception_handler(RequestValidationError)(self._answer_invalid_parameters)
         self.not_found(self._answer_not_found)
         self.configure_openapi(
             security_schemes={"ApiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)}, security=[{"ApiKey": []}]
@@ -152,7 +169,16 @@ class ServiceApp(APIGatewayRestResolver):
             return validation_answer(issues, list(operation.request_model.model_fields))
         except Exception as exc:
             return answer_for(exc, request_id)
+        if isinstance(result, Answered):
+            return int(result.status), result.body.model_dump(mode="json"), result.headers
         return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
+
+    def shaped_error(self, path: str, answer: Answer) -> Answer:
+        """An error answer in the shape of the protocol the path speaks (ours unless registered otherwise)."""
+        for prefix, shape in self.error_shapes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return shape(answer)
+        return answer
 
     @property
     def routes(self) -> list[tuple[str, str, re.Pattern[str]]]:
@@ -179,15 +205,21 @@ class ServiceApp(APIGatewayRestResolver):
         path, method = self.current_event.path, self.current_event.http_method
         allowed = [m for m, _, pattern in self.routes if pattern.match(path)]
         if allowed:
-            return _response(*method_not_allowed_answer(method, path, allowed))
+            return _response(*self.shaped_error(path, method_not_allowed_answer(method, path, allowed)))
         # Only a direct invocation gets here: API Gateway answers undeclared routes itself (403) before any function.
         routes = (f"{m} {p}" for m, p, _ in self.routes)
-        return _response(*route_not_found_answer(method, path, routes, server="this function"))
+        return _response(*self.shaped_error(path, route_not_found_answer(method, path, routes, server="this function")))
+
+    def _answer_invalid_parameters(self, exc: RequestValidationError) -> Response:
+        """A path or query parameter that fails its declared type or bounds: 400 naming it, as for bodies."""
+        return _response(*self.shaped_error(self.current_event.path, validation_answer(list(exc.errors()))))
 
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
-            return _response(*validation_answer(exc.errors()))
-        return _response(*answer_for(exc, self.lambda_context.aws_request_id))
+            answer = validation_answer(exc.errors())
+        else:
+            answer = answer_for(exc, self.lambda_context.aws_request_id)
+        return _response(*self.shaped_error(self.current_event.path, answer))
 
 
 def _response(status: int, body: dict[str, Any], headers: Headers) -> Response:
@@ -206,8 +238,14 @@ def check_bucket(name_bucket: str | None) -> None:
     )
 
 
-def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaContext], dict[str, Any]]:
+def entry_point(
+    app: ServiceApp,
+    direct_path: str,
+    sqs_handler: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] | None = None,
+) -> Callable[[Any, LambdaContext], dict[str, Any]]:
     """A function's `lambda_handler`: logs carry the request id, metrics are flushed, every event is answered.
+
+    sqs_handler answers the events of an SQS event source mapping (Records from aws:sqs), if the function has one.
 
     Call it last in the handler module: it also freezes what init loaded, so that the garbage collector
     afterwards only scans what requests allocate.
@@ -220,6 +258,8 @@ def entry_point(app: ServiceApp, direct_path: str) -> Callable[[Any, LambdaConte
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handle_and_publish(event: Any, context: LambdaContext) -> dict[str, Any]:
+        if sqs_handler is not None and is_sqs_event(event):
+            return sqs_handler(event, context)
         return handle_event(app, event, context, direct_path)
 
     def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
@@ -238,6 +278,15 @@ def is_api_gateway_event(event: Any) -> bool:
     return isinstance(event, dict) and ("httpMethod" in event or "requestContext" in event)
 
 
+def is_sqs_event(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        bool(records)
+        and isinstance(records, list)
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
+    )
+
+
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
     # A request allocates many small objects (a list per row) and makes no reference cycles worth chasing
@@ -246,7 +295,9 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
     try:
         with storage_deadline(_storage_seconds(event, context)):
             if is_api_gateway_event(event):
+                current_event.set(event)
                 return _answer_proxy_event(app, event, context)
+            current_event.set({})
             status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
             return {"statusCode": status, **_plain_json(body)}
     except Exception as exc:  # last resort: Lambda would turn an escaped exception into a bare 502
@@ -268,6 +319,7 @@ def _storage_seconds(event: Any, context: Any) -> float | None:
 
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    path = "/"
     try:
         method, path = method_and_path(event)
         operation = app.operations.get(path) if method == "POST" else None
@@ -275,7 +327,7 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
             return app.resolve(powertools_event(event, method, path), context)
         payload = orjson.loads(plain_body(event))
     except ApiError as exc:
-        answer = error_answer(exc.status, exc.code, exc.message)
+        answer = app.shaped_error(path, error_answer(exc.status, exc.code, exc.message))
     except orjson.JSONDecodeError as exc:
         answer = validation_answer([{"type": "json_invalid", "loc": ("body",), "ctx": {"error": exc.msg}}])
     else:
@@ -337,6 +389,14 @@ def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[s
     request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
         raise _invalid_event("requestContext", "an object")
+    try:
+        body, base64_encoded = decoded_body(event), False
+    except ApiError:
+        if not isinstance(event.get("isBase64Encoded"), bool | None) or not isinstance(event.get("body"), str):
+            raise
+        # Left as sent: the route reads it with plain_body() and answers in its own terms (e.g. a v2 client's
+        # binary tensors are named as such, not as "not UTF-8").
+        body, base64_encoded = event.get("body"), bool(event.get("isBase64Encoded"))
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     return {
@@ -345,8 +405,8 @@ def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[s
         "path": path,
         "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
         "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
-        "body": decoded_body(event),
-        "isBase64Encoded": False,
+        "body": body,
+        "isBase64Encoded": base64_encoded,
         # Powertools reads the stage and path from here; a hand-written event may have none.
         "requestContext": {"stage": "", "path": path, **(request_context or {})},
     }

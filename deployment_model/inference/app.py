@@ -1,5 +1,10 @@
-"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model; and the
-registry's read routes (list models, show a model or a version, history), under its read-only role."""
+"""Inference function: POST /predict (and the seed's /inference) labels rows with a cached model; the
+registry's read routes (list models, show a model or a version, history) and the job status routes, under its
+read-only role.
+
+The same predictions are served over the Open Inference Protocol (KServe v2) under /v2, by an adapter
+(api/v2.py) in front of predict_route.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from deployment_model.api.drift_metrics import record_drift
+from deployment_model.api.jobs import register_job_routes
 from deployment_model.api.registry_schemas import History, ModelDetail, ModelsPage, VersionDetail
 from deployment_model.api.report_page import REPORT_ROUTE_DOCS, report_response
 from deployment_model.api.schemas import Name, PredictRequest, PredictResponse, Version
@@ -25,6 +31,17 @@ from deployment_model.api.service import (
     register_error,
     route_responses,
 )
+from deployment_model.api.v2 import (
+    ModelMetadata,
+    ModelReady,
+    OpenInferenceProtocol,
+    ServerLive,
+    ServerMetadata,
+    ServerReady,
+    infer_docs,
+    protocol_error,
+    route_docs,
+)
 from deployment_model.ml.artifacts import (
     MODEL_KINDS,
     BrokenVersionError,
@@ -33,6 +50,7 @@ from deployment_model.ml.artifacts import (
     load_model,
 )
 from deployment_model.ml.prediction import Prediction, ResponseTooLargeError, predict
+from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.registry import registry_from_environment
 
@@ -58,6 +76,9 @@ ModelVersion = Annotated[Version, Path(description="A version id.")]
 NextToken = Annotated[
     str | None, Query(max_length=2048, description="The next_token of the previous page; omitted: the first page.")
 ]
+# Job status routes are read-only, like everything this function does (see README, Training jobs).
+jobs = JobStore(registry.objects)
+register_job_routes(app, jobs)
 _PREDICT_DOCS = {
     "summary": "Label one row or a batch of rows",
     "responses": route_responses(
@@ -171,6 +192,68 @@ def version_report(
     format: Annotated[str | None, Query(description="html (default) or json")] = None,
 ) -> Response[str]:
     return report_response(registry, name, version, format)
+
+
+v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=lambda: app.lambda_context.aws_request_id)
+# Path values checked by the adapter, so that a bad name is answered in the protocol's own error shape.
+app.error_shapes["/v2"] = protocol_error  # every error under /v2, even before its route runs
+V2ModelName = Annotated[str, Path(description="The model's name (filename_model).", examples=["Model_ml"])]
+V2ModelVersion = Annotated[str, Path(description="A published version, as /train answered it.")]
+_MODEL_ERRORS = (400, 404, 409, 503)
+
+
+@app.get("/v2/health/live", **route_docs("Server liveness (Open Inference Protocol)", ServerLive))
+def v2_server_live() -> Response[str]:
+    return v2.server_live()
+
+
+@app.get("/v2/health/ready", **route_docs("Server readiness (Open Inference Protocol)", ServerReady))
+def v2_server_ready() -> Response[str]:
+    return v2.server_ready()
+
+
+@app.get("/v2", **route_docs("Server metadata (Open Inference Protocol)", ServerMetadata))
+def v2_server_metadata() -> Response[str]:
+    return v2.server_metadata()
+
+
+@app.get("/v2/models/<name>", **route_docs("Model metadata: input and output tensors", ModelMetadata, *_MODEL_ERRORS))
+def v2_model_metadata(name: V2ModelName) -> Response[str]:
+    return v2.model_metadata(name)
+
+
+@app.get(
+    "/v2/models/<name>/versions/<version>",
+    **route_docs("Metadata of a model version: input and output tensors", ModelMetadata, *_MODEL_ERRORS),
+)
+def v2_model_version_metadata(name: V2ModelName, version: V2ModelVersion) -> Response[str]:
+    return v2.model_metadata(name, version)
+
+
+@app.get("/v2/models/<name>/ready", **route_docs("Model readiness (loads it)", ModelReady, *_MODEL_ERRORS))
+def v2_model_ready(name: V2ModelName) -> Response[str]:
+    return v2.model_ready(name)
+
+
+@app.get(
+    "/v2/models/<name>/versions/<version>/ready",
+    **route_docs("Readiness of a model version (loads it)", ModelReady, *_MODEL_ERRORS),
+)
+def v2_model_version_ready(name: V2ModelName, version: V2ModelVersion) -> Response[str]:
+    return v2.model_ready(name, version)
+
+
+@app.post("/v2/models/<name>/infer", **infer_docs("Infer with the latest version (Open Inference Protocol)"))
+def v2_infer(name: V2ModelName) -> Response[str]:
+    return v2.infer(app.current_event.raw_event, name)
+
+
+@app.post(
+    "/v2/models/<name>/versions/<version>/infer",
+    **infer_docs("Infer with a pinned version (Open Inference Protocol)"),
+)
+def v2_version_infer(name: V2ModelName, version: V2ModelVersion) -> Response[str]:
+    return v2.infer(app.current_event.raw_event, name, version)
 
 
 lambda_handler = entry_point(app, direct_path="/predict")

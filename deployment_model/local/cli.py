@@ -37,6 +37,7 @@ from deployment_model.local.client import (
     ServiceError,
     stack_target,
 )
+from deployment_model.local.docs_page import DOCS_PATH
 from deployment_model.local.predictions import CsvPredictions, JsonPredictions, PredictionWriter, predict_batches
 from deployment_model.local.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_STORE_DIR, OPENAPI_PATH
 
@@ -595,7 +596,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     where = "loopback only" if host in ("127.0.0.1", "localhost", "::1") else "EXPOSED beyond this machine"
     store = os.environ.get("MODEL_STORE_DIR") or f"s3://{os.environ['MODEL_BUCKET']}"
     click.echo(f"Serving on http://{host}:{server.server_port} ({where}); models in {store}")
-    click.echo(f"OpenAPI at {OPENAPI_PATH}; stop with Ctrl-C")
+    click.echo(f"OpenAPI at {OPENAPI_PATH}, try it in a browser at {DOCS_PATH}; stop with Ctrl-C")
     try:
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # EMF lines: no CloudWatch here
             server.serve_forever()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from deployment_model.api.errors import (
@@ -38,6 +38,10 @@ from deployment_model.api.errors import (
     route_not_found_answer,
 )
 from deployment_model.local.routes import DEFAULT_TEMPLATE, RouteTable, load_route_table
+
+if TYPE_CHECKING:
+    from deployment_model.local.worker import LocalWorker
+from deployment_model.local import docs_page
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3000  # the port `sam local start-api` uses
@@ -164,7 +168,7 @@ def proxy_event(
         "requestContext": {
             "resourcePath": resource or url.path,
             "httpMethod": method,
-            "path": f"/Prod{url.path}",
+            "path": url.path,  # as `sam local start-api` sends it: no stage in the local server's URLs
             "stage": "Prod",
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(time.time() * 1000),
@@ -241,6 +245,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if method == "GET" and url.path == OPENAPI_PATH:
             self._route_path = OPENAPI_PATH
             self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
+            return
+        if method == "GET" and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
+            self._route_path = url.path
+            self._send(*docs_page.answer(url.path))
             return
         found = self.table.match(method, url.path)
         if found is None and method == "OPTIONS":  # a CORS preflight: the function of that path answers it
@@ -376,14 +384,22 @@ def _too_large() -> str:
 
 
 class LocalServer(ThreadingHTTPServer):
-    """A thread per connection, at most `max_connections` at once: more wait in the listen queue."""
+    """A thread per connection, at most `max_connections` at once (more wait in the listen queue), and the
+    worker that runs queued training jobs."""
 
     daemon_threads = True
     request_queue_size = 256
 
+    job_worker: LocalWorker | None = None  # runs queued training jobs for as long as the server serves
+
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
         self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, handler)
+
+    def server_close(self) -> None:
+        if self.job_worker is not None:
+            self.job_worker.stop()
+        super().server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self._slots.acquire()  # released when the connection's thread ends (a timeout bounds the wait)
@@ -422,4 +438,11 @@ def make_server(
             "timeout": timeout,
         },
     )
-    return LocalServer((host, port), handler_class, max_connections)
+    server = LocalServer((host, port), handler_class, max_connections)
+    if "TrainFunction" in table.handlers:  # the train function runs queued jobs on a worker, as SQS would on AWS
+        from deployment_model.local.worker import start_worker  # imports the handlers' modules: not before now
+
+        module, _, _ = table.handlers["TrainFunction"].rpartition(".")
+        train = importlib.import_module(module)
+        server.job_worker = start_worker(train, lambda: LocalContext(function_name="train"))
+    return server

@@ -14,7 +14,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,12 +137,14 @@ def train_model(
     grids: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     n_jobs: int | None = None,
     budget: Budget | None = None,
+    on_candidate_done: Callable[[int, int], None] | None = None,
 ) -> TrainedModel:
     """Fit the scaler on the training split, grid-search each candidate, keep the best held-out f1_macro.
 
     Raises TrainingTooLongError as soon as the budget cannot hold the work (before the deadline when the first
     fits show it), and never returns after the deadline: a caller that publishes what this returns publishes
-    in time or not at all.
+    in time or not at all. on_candidate_done(done, total) is called as each candidate's search ends (a queued
+    job's progress).
     """
     budget = budget or unlimited()
     started = time.perf_counter()
@@ -188,6 +190,8 @@ def train_model(
         cv_scores[name] = float(search.best_score_)
         if best is None or held_out > best[0]:  # strictly greater: the first candidate wins a tie
             best = (held_out, name, search.best_estimator_, dict(search.best_params_))
+        if on_candidate_done is not None:
+            on_candidate_done(len(scores), len(grids))
 
     if best is None:
         raise TrainingError("candidates: choose at least one candidate")

@@ -40,6 +40,7 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from deployment_model.storage.deadline import TimeBoundObjectStore
+from deployment_model.storage.jobs import JOBS_PREFIX
 from deployment_model.storage.objects import (
     ArtifactIntegrityError,
     DirectoryObjectStore,
@@ -741,14 +742,14 @@ def _parse_event(name: str, raw: bytes) -> dict[str, Any]:
 
 
 def _check_data_key(key: str) -> str:
-    """A data key, normalised before any check: never under models/, never outside the bucket's own keys."""
+    """A data key, normalised before any check: never under the service's own prefixes, never outside the bucket."""
     normalised = posixpath.normpath(key) if isinstance(key, str) else ""
     if (
         not DATA_KEY_PATTERN.match(normalised)
         or normalised != key
         or ".." in key
         or "//" in key
-        or normalised.startswith(MODELS_PREFIX)
+        or normalised.startswith((MODELS_PREFIX, JOBS_PREFIX))
     ):
         raise ObjectNotFoundError(f"data_key {key!r} is not a readable data key")
     return key

@@ -162,3 +162,43 @@ def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Pa
     # The report page and drift check are served; the report is drawn (matplotlib) only at training.
     assert {"ml/drift.py", "ml/report.py", "api/report_page.py"} <= copied
     assert not {"ml/report_images.py", "ml/report_build.py"} & copied
+
+
+def test_the_train_image_runs_a_queued_job_from_an_sqs_event_once(tmp_path: Path, s3_endpoint: str) -> None:
+    """POST /train async through the image sends to SQS (moto); the SQS event Lambda would then send runs it."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="TrainingJobsQueue")["QueueUrl"]
+    environment = {
+        "MODEL_BUCKET": SEED_BUCKET,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ENDPOINT_URL_SQS": s3_endpoint,
+        "TRAINING_JOBS_QUEUE_URL": queue_url,
+        "TRAINING_JOBS_MAX_RECEIVE_COUNT": "5",
+    }
+    image = RunningImage("train", tmp_path, environment)
+    try:
+        request = load_event("api_train.json")
+        request["body"] = json.dumps({"filename_model": "queued_in_image", "async": True})
+        accepted = image.invoke(request)
+        assert accepted["statusCode"] == 202, accepted
+        job_id = json.loads(accepted["body"])["job_id"]
+        (message,) = sqs.receive_message(QueueUrl=queue_url, AttributeNames=["All"])["Messages"]
+        event = load_event("sqs_training_job.json")
+        event["Records"][0].update(
+            messageId=message["MessageId"],
+            receiptHandle=message["ReceiptHandle"],
+            body=message["Body"],
+            md5OfBody=message["MD5OfBody"],
+        )
+        assert image.invoke(event) == {"batchItemFailures": []}
+        assert image.invoke(event) == {"batchItemFailures": []}  # delivered again: acknowledged, not re-run
+    finally:
+        print(f"--- train emulator output ---\n{image.stop()[-3000:]}")
+    record = json.loads(s3.get_object(Bucket=SEED_BUCKET, Key=f"jobs/{job_id}.json")["Body"].read())
+    assert record["status"] == "succeeded" and record["attempts"] == 1
+    assert record["result"]["model_name"] == "queued_in_image"
+    listing = s3.list_objects_v2(Bucket=SEED_BUCKET, Prefix="models/queued_in_image/versions/", Delimiter="/")
+    assert len(listing["CommonPrefixes"]) == 1

@@ -23,6 +23,18 @@ ROUTES = {
     ("/models/{name}/versions/{version}", "delete"): "TrainFunction",
     ("/models/{name}", "delete"): "TrainFunction",
     ("/models/{name}/versions/{version}/report", "get"): "InferenceFunction",
+    ("/train/jobs", "get"): "InferenceFunction",  # job status reads (test_jobs_stack.py)
+    ("/train/jobs/{job_id}", "get"): "InferenceFunction",
+    # The Open Inference Protocol (KServe v2): read-only, on the inference function.
+    ("/v2", "get"): "InferenceFunction",
+    ("/v2/health/live", "get"): "InferenceFunction",
+    ("/v2/health/ready", "get"): "InferenceFunction",
+    ("/v2/models/{name}", "get"): "InferenceFunction",
+    ("/v2/models/{name}/ready", "get"): "InferenceFunction",
+    ("/v2/models/{name}/infer", "post"): "InferenceFunction",
+    ("/v2/models/{name}/versions/{version}", "get"): "InferenceFunction",
+    ("/v2/models/{name}/versions/{version}/ready", "get"): "InferenceFunction",
+    ("/v2/models/{name}/versions/{version}/infer", "post"): "InferenceFunction",
 }
 PATHS = {path for path, _ in ROUTES}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
@@ -86,6 +98,19 @@ def test_each_route_goes_to_its_function_and_needs_an_api_key(cfn: dict[str, Any
         assert f"{function}.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
 
 
+def test_the_v2_protocol_routes_are_read_only_calls_to_the_inference_function(cfn: dict[str, Any]) -> None:
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    paths = api["Properties"]["Body"]["paths"]
+    v2_routes = {path: method for path, method in ROUTES if path.startswith("/v2")}
+    assert len(v2_routes) == 9
+    for path, method in v2_routes.items():
+        assert ROUTES[(path, method)] == "InferenceFunction" and set(paths[path]) == {method, "options"}
+        # A browser page (the local /docs against a stage) preflights GETs too: they carry x-api-key.
+        preflight = paths[path]["options"]["x-amazon-apigateway-integration"]["responses"]["default"]
+        allowed = preflight["responseParameters"]["method.response.header.Access-Control-Allow-Methods"]
+        assert method.upper() in allowed.strip("'").split(","), allowed
+
+
 def test_a_usage_plan_throttles_and_meters_the_key(cfn: dict[str, Any]) -> None:
     (plan,) = resources_of(cfn, "AWS::ApiGateway::UsagePlan").values()
     assert set(plan["Properties"]["Throttle"]) == {"RateLimit", "BurstLimit"}
@@ -122,23 +147,24 @@ def _resources(statement: dict[str, Any]) -> list[Any]:
     return resource if isinstance(resource, list) else [resource]
 
 
-def _models_only(resource: Any) -> bool:
-    return resource == {"Fn::Sub": "${ModelBucket.Arn}/models/*"}
+def _service_prefixes_only(resource: Any) -> bool:
+    """Models and job records: the keys the service owns; never a user's data."""
+    return resource in ({"Fn::Sub": "${ModelBucket.Arn}/models/*"}, {"Fn::Sub": "${ModelBucket.Arn}/jobs/*"})
 
 
-def test_the_inference_role_reads_and_lists_only_models_and_cannot_write(cfn: dict[str, Any]) -> None:
+def test_the_inference_role_reads_and_lists_only_models_and_job_records_and_cannot_write(cfn: dict[str, Any]) -> None:
     statements = s3_statements(cfn["Resources"]["InferenceFunctionRole"])
     actions = {action for statement in statements for action in statement["Action"]}
     assert actions == {"s3:GetObject", "s3:ListBucket"}, actions
     for statement in statements:
         if "s3:GetObject" in statement["Action"]:
-            assert all(_models_only(r) for r in _resources(statement)), statement
+            assert all(_service_prefixes_only(r) for r in _resources(statement)), statement
         if "s3:ListBucket" in statement["Action"]:
             assert _resources(statement) == [{"Fn::GetAtt": ["ModelBucket", "Arn"]}]
-            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["models/*"]}}, statement
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["models/*", "jobs/*"]}}, statement
 
 
-def test_the_train_role_touches_only_the_model_bucket_and_deletes_only_models(cfn: dict[str, Any]) -> None:
+def test_the_train_role_touches_only_its_bucket_and_deletes_only_models_and_job_records(cfn: dict[str, Any]) -> None:
     role = cfn["Resources"]["TrainFunctionRole"]
     statements = s3_statements(role)
     actions = {action for statement in statements for action in statement["Action"]}
@@ -147,7 +173,7 @@ def test_the_train_role_touches_only_the_model_bucket_and_deletes_only_models(cf
         for resource in _resources(statement):
             assert resource != "*" and json.dumps(resource).count("ModelBucket") == 1, resource
         if "s3:DeleteObject" in statement["Action"]:
-            assert all(_models_only(r) for r in _resources(statement)), statement
+            assert all(_service_prefixes_only(r) for r in _resources(statement)), statement
         assert not any(a.startswith("s3:Delete") for a in statement["Action"] if a != "s3:DeleteObject")
 
 

@@ -1,0 +1,338 @@
+"""The Open Inference Protocol (KServe v2) over REST, as an adapter in front of the /predict operation.
+
+Clients written for KServe, Triton, MLServer or Seldon (e.g. `tritonclient.http`) call this service unchanged.
+An inference request is translated into a PredictRequest and answered by the very function that answers
+POST /predict: the same validation, row limit, warm model cache and metrics. Its answer is translated back into
+output tensors. Errors are the protocol's `{"error": "<message>"}` with the status /predict would give, worded
+in the protocol's terms (`inputs[0].data` rather than `x_test`).
+
+Tensors are JSON only: the binary tensor extension is not implemented (a request that carries binary input is
+refused with a 400 that says so; a request for binary outputs is answered in JSON, which clients accept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import orjson
+from aws_lambda_powertools.event_handler import Response, content_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deployment_model.api.schemas import MAX_FEATURES_PER_ROW, MAX_ROWS_PER_REQUEST, PredictRequest, TooManyRowsError
+from deployment_model.api.service import (
+    SERVICE_NAME,
+    Answer,
+    ApiError,
+    answer_for,
+    plain_body,
+    validation_answer,
+)
+from deployment_model.ml.artifacts import LoadedModel
+
+SERVER_VERSION = "1.0.0"  # the package's version (pyproject.toml); a test keeps them equal
+PLATFORM = "scikit-learn"
+INPUT_NAME = "input-0"  # what metadata calls the one input; a request may name it as it likes
+LABEL, CLASS_INDEX, PROBABILITIES = "label", "class_index", "probabilities"
+BINARY_HEADER = "inference-header-content-length"  # the binary tensor extension's marker
+
+PredictFunction = Callable[[PredictRequest], dict[str, Any]]
+LoadFunction = Callable[[str, str | None], LoadedModel]
+
+# /predict's vocabulary in messages, and the protocol's words for the same things.
+_TERMS = (("x_test", "inputs[0].data"), ("filename_model", "model name"), ("model_version", "model version"))
+
+Parameters = dict[Annotated[str, Field(max_length=256)], str | int | float | bool | None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestInput(_Strict):
+    name: str = Field(max_length=256, description=f"Any name (metadata calls it {INPUT_NAME}).")
+    shape: list[Annotated[int, Field(ge=0, strict=True)]] = Field(
+        min_length=2, max_length=2, description="[rows, features]."
+    )
+    datatype: Literal["FP64", "FP32"] = Field(description="FP64; FP32 is accepted (JSON numbers either way).")
+    parameters: Parameters | None = None
+    data: list[Any] = Field(description="Row-major numbers: flat [f1, f2, ...] or nested [[f1, f2], ...].")
+
+
+class RequestOutput(_Strict):
+    name: Literal["label", "class_index", "probabilities"]
+    parameters: Parameters | None = None
+
+
+class InferRequest(_Strict):
+    id: str | None = Field(default=None, max_length=256, description="Echoed in the response.")
+    parameters: Parameters | None = None
+    inputs: list[RequestInput] = Field(min_length=1, max_length=1, description="Exactly one input tensor.")
+    outputs: list[RequestOutput] | None = Field(default=None, description="A subset of the outputs; omitted: all.")
+
+
+class Tensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any]
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[Tensor]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class ServerLive(BaseModel):
+    live: bool
+
+
+class ServerReady(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class V2Error(BaseModel):
+    error: str = Field(description="What is wrong, naming the field or resource.")
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed request: the message names the field and what was expected.",
+    404: "Unknown model or version.",
+    409: "The stored version cannot be served (failed integrity check or other library versions).",
+    413: "Too many rows in one request.",
+    503: "Storage unreachable; retry after Retry-After seconds.",
+}
+
+
+def route_docs(summary: str, success: type[BaseModel], *errors: int) -> dict[str, Any]:
+    """The OpenAPI description of a v2 route: its success model and its errors, all shaped as V2Error."""
+    responses: dict[int, dict[str, Any]] = {
+        200: {"description": summary, "content": {"application/json": {"model": success}}}
+    }
+    for status in errors:
+        responses[status] = {
+            "description": _ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"model": V2Error}},
+        }
+    return {"summary": summary, "responses": responses, "tags": ["Open Inference Protocol (v2)"]}
+
+
+def infer_docs(summary: str) -> dict[str, Any]:
+    """An infer route's docs: the request body is read by the adapter, so it is declared here for the document."""
+    example = {
+        "id": "42",
+        "inputs": [{"name": INPUT_NAME, "shape": [2, 2], "datatype": "FP64", "data": [0.7, 1, 2, 5.5]}],
+    }
+    content = {"application/json": {"schema": inline_schema(InferRequest), "example": example}}
+    request_body = {"required": True, "content": content}
+    docs = route_docs(summary, InferResponse, 400, 404, 409, 413, 503)
+    return {**docs, "openapi_extensions": {"requestBody": request_body}}
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its $defs substituted, so it stands alone inside the OpenAPI document."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)
+
+
+class OpenInferenceProtocol:
+    """The v2 operations; each returns a Response and never raises (errors are v2 error objects)."""
+
+    def __init__(self, predict: PredictFunction, load: LoadFunction, request_id: Callable[[], str]) -> None:
+        self._predict = predict
+        self._load = load
+        self._request_id = request_id  # quoted in a 500's message, as /predict does
+
+    def server_live(self) -> Response[str]:
+        return _json(200, {"live": True})
+
+    def server_ready(self) -> Response[str]:
+        """Ready once initialised: a model's own readiness (it loads) is asked at /v2/models/<name>/ready."""
+        return _json(200, {"ready": True})
+
+    def server_metadata(self) -> Response[str]:
+        return _json(200, {"name": SERVICE_NAME, "version": SERVER_VERSION, "extensions": []})
+
+    def model_metadata(self, name: str, version: str | None = None) -> Response[str]:
+        return self._answer(lambda: self._metadata(name, version))
+
+    def model_ready(self, name: str, version: str | None = None) -> Response[str]:
+        def ready() -> dict[str, Any]:
+            self._load(name, version)
+            return {"name": name, "ready": True}
+
+        return self._answer(ready)
+
+    def infer(self, event: dict[str, Any], name: str, version: str | None = None) -> Response[str]:
+        return self._answer(lambda: self._infer(event, name, version))
+
+    def _answer(self, operation: Callable[[], dict[str, Any]]) -> Response[str]:
+        """Run an operation; any failure becomes the status /predict would give, with a v2 error body."""
+        try:
+            return _json(200, operation())
+        except ValidationError as exc:
+            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
+        except Exception as exc:
+            return _error(answer_for(exc, self._request_id()))
+
+    def _metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        loaded = self._load(name, version)
+        outputs = [
+            {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
+            {"name": CLASS_INDEX, "datatype": "INT64", "shape": [-1]},
+        ]
+        if hasattr(loaded.model, "predict_proba"):
+            outputs.append({"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(loaded.labels)]})
+        return {
+            "name": loaded.name,
+            "versions": [loaded.version],
+            "platform": PLATFORM,
+            "inputs": [{"name": INPUT_NAME, "datatype": "FP64", "shape": [-1, len(loaded.feature_names)]}],
+            "outputs": outputs,
+        }
+
+    def _infer(self, event: dict[str, Any], name: str, version: str | None) -> dict[str, Any]:
+        request = _parse_request(event)
+        (tensor,) = request.inputs
+        predict_request = PredictRequest.model_validate(
+            {"x_test": _rows(tensor), "filename_model": name, "model_version": version}
+        )
+        answer = self._predict(predict_request)
+        outputs = _outputs(answer, [o.name for o in request.outputs] if request.outputs else None)
+        response = {"model_name": answer["model_name"], "model_version": answer["model_version"], "outputs": outputs}
+        if request.id is not None:
+            response["id"] = request.id
+        return response
+
+
+def _parse_request(event: dict[str, Any]) -> InferRequest:
+    """The inference request object, read with /predict's body checks (missing, base64, 6 MB) and validated."""
+    headers = event.get("headers") or {}
+    if any(header.lower() == BINARY_HEADER for header in headers):
+        raise _bad_request(
+            "binary tensor data is not supported: send tensors as JSON "
+            "(tritonclient: set_data_from_numpy(..., binary_data=False))"
+        )
+    try:
+        body = orjson.loads(plain_body(event))
+    except orjson.JSONDecodeError as exc:
+        raise _bad_request(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _bad_request("request body must be a JSON object: an inference request with inputs")
+    request = InferRequest.model_validate(body)
+    if "binary_data_size" in (request.inputs[0].parameters or {}):
+        raise _bad_request("inputs[0]: binary tensor data is not supported; send its values in data")
+    return request
+
+
+def _rows(tensor: RequestInput) -> list[Any]:
+    """The input tensor as a list of rows for x_test, after checking that data matches the declared shape."""
+    rows, width = tensor.shape
+    if rows > MAX_ROWS_PER_REQUEST:
+        raise TooManyRowsError(rows)
+    if width > MAX_FEATURES_PER_ROW:
+        raise _bad_request(f"inputs[0].shape: rows may have at most {MAX_FEATURES_PER_ROW} features; got {width}")
+    data = tensor.data
+    if data and isinstance(data[0], list):  # the natural (nested) representation
+        if len(data) != rows or any(len(row) != width for row in data if isinstance(row, list)):
+            raise _bad_request(f"inputs[0].data does not have the shape {tensor.shape} it declares")
+        return data
+    if len(data) != rows * width:
+        raise _bad_request(
+            f"inputs[0].data has {len(data)} values; shape {tensor.shape} declares {rows * width} (rows x features)"
+        )
+    return [data[start : start + width] for start in range(0, len(data), width)] if width else [[]] * rows
+
+
+def _outputs(answer: dict[str, Any], requested: list[str] | None) -> list[dict[str, Any]]:
+    """/predict's answer as output tensors: the requested ones in their order (each once), or all it has."""
+    rows = answer["rows"]
+    probabilities = answer["probabilities"]
+    available: dict[str, Callable[[], dict[str, Any]]] = {
+        LABEL: lambda: {"name": LABEL, "datatype": "BYTES", "shape": [rows], "data": answer["result"]},
+        CLASS_INDEX: lambda: {
+            "name": CLASS_INDEX,
+            "datatype": "INT64",
+            "shape": [rows],
+            "data": np.asarray(answer["prediction"], dtype=np.int64),
+        },
+    }
+    if probabilities is not None:
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        available[PROBABILITIES] = lambda: {
+            "name": PROBABILITIES,
+            "datatype": "FP64",
+            "shape": list(probabilities.shape),
+            "data": probabilities.ravel(),
+        }
+    names = list(dict.fromkeys(requested)) if requested else list(available)
+    for output in names:
+        if output not in available:
+            raise _bad_request(
+                f"output {output!r}: model {answer['model_name']!r} has no probabilities (its estimator gives "
+                f"labels only); request {', '.join(available)}"
+            )
+    return [available[output]() for output in names]
+
+
+def _bad_request(message: str) -> ApiError:
+    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message)
+
+
+def protocol_error(answer: Answer) -> Answer:
+    """One of the service's error answers in the protocol's shape, `{"error": "<message>"}`, in its terms."""
+    status, body, headers = answer
+    message = body["message"]
+    for ours, theirs in _TERMS:
+        message = message.replace(ours, theirs)
+    return status, {"error": message}, headers
+
+
+def _error(answer: Answer) -> Response[str]:
+    return _json(*protocol_error(answer))
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+    """A JSON response serialized here in one orjson pass (numpy arrays included), so Powertools passes it on."""
+    text = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=text, headers=headers)

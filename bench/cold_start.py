@@ -1,5 +1,6 @@
-"""One cold start, in a fresh process: import, fetch, verify, unpickle, predict. Run by bench/run.py as
-`python -S cold_start.py ours|seed` with only one image's packages on the path; prints timings as JSON."""
+"""One cold start, in a fresh process: import, fetch, verify, load, predict. Run by bench/run.py as
+`python -S cold_start.py ours|seed` with only one image's packages on the path; prints timings as JSON.
+BENCH_MODEL names the model (the seed's way reads it from that key, its scaler from BENCH_SCALER_KEY)."""
 
 import time
 
@@ -16,20 +17,23 @@ class Context:
 
 
 def main() -> None:
+    model = os.environ.get("BENCH_MODEL", "Model_ml")
     if sys.argv[1] == "ours":
         from deployment_model.inference.app import lambda_handler
 
         imported = time.perf_counter()
-        answer = lambda_handler({"x_test": [0.7, 1]}, Context())
+        answer = lambda_handler({"x_test": [0.7, 1], "filename_model": model}, Context())
     else:
         import boto3
         from seed import seed_predict
 
         imported = time.perf_counter()
-        answer = seed_predict(boto3.client("s3"), os.environ["MODEL_BUCKET"], [0.7, 1])
+        keys = (model, os.environ.get("BENCH_SCALER_KEY", "scaler"))
+        answer = seed_predict(boto3.client("s3"), os.environ["MODEL_BUCKET"], [0.7, 1], *keys)
     done = time.perf_counter()
     timings = {"import_ms": (imported - STARTED) * 1e3, "first_answer_ms": (done - STARTED) * 1e3}
-    print(json.dumps({**timings, "result": answer["result"], "pandas_imported": "pandas" in sys.modules}))
+    modules = {f"{name}_imported": name in sys.modules for name in ("pandas", "sklearn", "scipy", "joblib")}
+    print(json.dumps({**timings, "result": answer["result"], **modules}))
 
 
 main()

@@ -275,3 +275,18 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="A stable code, e.g. invalid_request, model_not_found.")
     message: str = Field(description="What is wrong, naming the field or resource.")
     details: list[ErrorDetail] | None = None
+
+
+class ExportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    publish: bool = Field(
+        default=False, strict=True, description="Also publish the converted version (make it what /predict serves)."
+    )
+
+
+class ExportResponse(BaseModel):
+    model_name: str
+    model_version: str = Field(description="The new version: the same model and scaler, plus its ONNX graph.")
+    derived_from: str = Field(description="The version it was converted from.")
+    published: bool

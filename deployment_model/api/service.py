@@ -91,10 +91,12 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed request: the message names the field, what was wrong and what is accepted.",
     403: "name_bucket names another bucket than this service's own.",
     404: "Unknown model, version or data key.",
-    409: "A conflict: the stored version cannot be served (failed integrity check or other library versions), or "
-    "a publish or delete conflicts with what is published now.",
+    409: "A conflict: the stored version cannot be served (failed integrity check, other library versions, or no "
+    "ONNX artifact yet: the message says how to convert it), or a publish or delete conflicts with what is "
+    "published now.",
     413: "Too large: rows in one request, the body, the answer it would need, or the training CSV.",
-    422: "The training cannot finish within a synchronous call's time: nothing was published; use an async job.",
+    422: "Nothing was published: the training cannot finish within a synchronous call's time (use an async job), "
+    "or its ONNX graph does not reproduce scikit-learn's answers (the message names the estimator).",
     503: "Storage unreachable; retry after Retry-After seconds.",
 }
 

@@ -30,16 +30,16 @@ from deployment_model.api.service import (
     plain_body,
     validation_answer,
 )
-from deployment_model.ml.artifacts import LoadedModel
+from deployment_model.ml.onnx_model import OnnxModel
 
 SERVER_VERSION = "1.0.0"  # the package's version (pyproject.toml); a test keeps them equal
-PLATFORM = "scikit-learn"
+PLATFORM = "onnxruntime_onnx"  # what Triton calls a model served by onnxruntime (exported from scikit-learn)
 INPUT_NAME = "input-0"  # what metadata calls the one input; a request may name it as it likes
 LABEL, CLASS_INDEX, PROBABILITIES = "label", "class_index", "probabilities"
 BINARY_HEADER = "inference-header-content-length"  # the binary tensor extension's marker
 
 PredictFunction = Callable[[PredictRequest], dict[str, Any]]
-LoadFunction = Callable[[str, str | None], LoadedModel]
+LoadFunction = Callable[[str, str | None], OnnxModel]
 
 # /predict's vocabulary in messages, and the protocol's words for the same things.
 _TERMS = (("x_test", "inputs[0].data"), ("filename_model", "model name"), ("model_version", "model version"))
@@ -221,7 +221,7 @@ class OpenInferenceProtocol:
             {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
             {"name": CLASS_INDEX, "datatype": "INT64", "shape": [-1]},
         ]
-        if hasattr(loaded.model, "predict_proba"):
+        if loaded.has_probabilities:
             outputs.append({"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(loaded.labels)]})
         return {
             "name": loaded.name,

@@ -4,6 +4,9 @@ read-only role.
 
 The same predictions are served over the Open Inference Protocol (KServe v2) under /v2, by an adapter
 (api/v2.py) in front of predict_route.
+
+Each version's ONNX graph is served with onnxruntime: no scikit-learn, scipy or joblib in this image, and
+nothing unpickled. A version trained before ONNX answers 409 with how to convert it.
 """
 
 from __future__ import annotations
@@ -42,35 +45,42 @@ from deployment_model.api.v2 import (
     protocol_error,
     route_docs,
 )
-from deployment_model.ml.artifacts import (
-    MODEL_KINDS,
-    BrokenVersionError,
-    IncompatibleVersionError,
-    LoadedModel,
-    load_model,
+from deployment_model.ml.onnx_model import (
+    OnnxModel,
+    OnnxModelError,
+    OnnxUnavailableError,
+    UnsupportedOpsetError,
+    load_stored_version,
 )
-from deployment_model.ml.prediction import Prediction, ResponseTooLargeError, predict
+from deployment_model.ml.prediction import Prediction, ResponseTooLargeError
 from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.model_cache import ModelCache
-from deployment_model.storage.registry import registry_from_environment
+from deployment_model.storage.registry import StoredVersion, registry_from_environment
 
 
-def _record_load(loaded: LoadedModel, seconds: float) -> None:
+def _record_load(loaded: OnnxModel, seconds: float) -> None:
     metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
+
+
+def _load(stored: StoredVersion) -> OnnxModel:
+    return load_stored_version(stored, registry.read_artifact)
 
 
 registry = registry_from_environment()
 cache = ModelCache(
     registry,
-    load_model,
+    _load,
     ttl_seconds=float(os.environ.get("MODEL_CACHE_TTL_SECONDS", "60")),
-    kinds=MODEL_KINDS,
-    load_errors=(BrokenVersionError, IncompatibleVersionError),
+    kinds=(),  # the metadata first: a version without an ONNX graph is a 409 saying how to convert it
+    load_errors=(OnnxModelError, OnnxUnavailableError),
     logger=logger,
     on_load=_record_load,
 )
 app = ServiceApp()
 register_error(ResponseTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "response_too_large")
+register_error(OnnxUnavailableError, HTTPStatus.CONFLICT, "model_not_exported")
+register_error(UnsupportedOpsetError, HTTPStatus.CONFLICT, "model_incompatible")
+register_error(OnnxModelError, HTTPStatus.CONFLICT, "model_integrity_error")
 ModelName = Annotated[Name, Path(description="The model's name.")]
 ModelVersion = Annotated[Version, Path(description="A version id.")]
 NextToken = Annotated[
@@ -101,7 +111,7 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
             f"not {request.filename_scaler!r}: a model is only served with its own scaler",
         )
     rows = request.x_test.matrix
-    prediction = predict(loaded, rows)
+    prediction = loaded.predict(rows)
     out_of_range = record_drift(loaded, rows)
     metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(rows))
     response = _prediction_response(loaded, prediction, request.x_test.single_row)
@@ -110,7 +120,7 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
     return response
 
 
-def _prediction_response(loaded: LoadedModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
+def _prediction_response(loaded: OnnxModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
     """The PredictResponse fields, with numpy arrays left as they are: orjson serializes them in one pass."""
     first = 0 if single_row else slice(None)
     probabilities = prediction.probabilities

@@ -523,6 +523,22 @@ def models_publish(
         click.echo(f"{name}: published {answer.get('published_version')} (was {answer.get('previous_version')})")
 
 
+@models.command("export")
+@click.argument("name")
+@click.argument("version")
+@click.option("--publish", is_flag=True, help="Also publish the converted version.")
+@target_options
+@click.pass_context
+def models_export(ctx: click.Context, name: str, version: str, publish: bool) -> None:
+    """Convert a version trained before ONNX serving into a new version the inference function serves."""
+    answer = _client(ctx).export(name, version, publish)
+    if settings(ctx).json:
+        click.echo(json.dumps(answer, indent=2))
+    else:
+        state = "published" if answer.get("published") else "stored, not published"
+        click.echo(f"{name}: version {answer.get('model_version')} derived from {version} ({state})")
+
+
 @models.command("delete")
 @click.argument("name")
 @click.argument("version", required=False)

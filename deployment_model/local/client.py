@@ -248,6 +248,10 @@ class ServiceClient:
         body = {key: value for key, value in body.items() if value is not None}
         return self.request("POST", f"/models/{_segment(name)}/publish", body=body)
 
+    def export(self, name: str, version: str, publish: bool = False) -> Any:
+        path = f"/models/{_segment(name)}/versions/{_segment(version)}/export"
+        return self.request("POST", path, body={"publish": publish})
+
     def delete_version(self, name: str, version: str) -> Any:
         return self.request("DELETE", f"/models/{_segment(name)}/versions/{_segment(version)}")
 

@@ -2,6 +2,8 @@
 
 storage/ deals in bytes only. This module turns a trained scaler and classifier into artifact bytes, and a
 version's verified bytes back into a LoadedModel, refusing versions this runtime cannot serve safely.
+joblib and scikit-learn are imported where they are used: the inference image has neither (it serves ONNX),
+yet the API layer maps this module's errors.
 """
 
 from __future__ import annotations
@@ -13,9 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
-import joblib
 import numpy
-import sklearn
 
 MODEL_KINDS = ("model", "scaler")  # the artifacts a prediction needs, both from the same run
 MIN_LABELS = 2
@@ -65,6 +65,9 @@ class LoadedModel:
 
 def runtime_versions() -> dict[str, str]:
     """The library versions an artifact depends on; a pickle is only safe to load under the same ones."""
+    import joblib
+    import sklearn
+
     return {
         "python": platform.python_version(),
         "scikit-learn": sklearn.__version__,
@@ -74,6 +77,8 @@ def runtime_versions() -> dict[str, str]:
 
 
 def dump(obj: Any) -> bytes:
+    import joblib
+
     buffer = io.BytesIO()
     joblib.dump(obj, buffer)
     return buffer.getvalue()
@@ -116,6 +121,8 @@ def _check_facts(name: str, version: str, metadata: Mapping[str, Any]) -> None:
 
 def load_model(verified: VerifiedVersion) -> LoadedModel:
     """Unpickle a version's model and scaler, once its bytes are verified and its runtime matches ours."""
+    import joblib
+
     name, version, metadata = verified.name, verified.version, verified.metadata
     _check_facts(name, version, metadata)
     check_compatible(name, version, metadata)

@@ -19,6 +19,9 @@ FLOAT64_MAX = float(np.finfo(np.float64).max)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Every bound keeps a factor of 4 below overflow, so rounding at the boundary never tips a value over.
 SAFETY = 4.0
+# Beyond about 1e16 standard deviations every distance to the training points rounds to the same float64, and a
+# KNN label is arbitrary (in scikit-learn and ONNX alike): KNN's limits stop at 1e12, four orders short of it.
+KNN_TIE_MAGNITUDE = 1e12
 MINKOWSKI_P = {"euclidean": 2.0, "manhattan": 1.0, "chebyshev": 1.0}  # chebyshev bounded like p=1 (a sum)
 
 
@@ -68,6 +71,8 @@ def compute_input_limits(
     <= M holds for x in [mean - M * scale, mean + M * scale].
     """
     magnitude, reason = max_scaled_magnitude(candidate, model, scaled_training)
+    if candidate == "knn" and magnitude > KNN_TIE_MAGNITUDE:
+        magnitude, reason = KNN_TIE_MAGNITUDE, "farther out every training point is equally far: no nearest neighbour"
     with np.errstate(over="ignore"):
         low = np.clip(mean - magnitude * scale, -FLOAT64_MAX / 2, FLOAT64_MAX / 2)
         high = np.clip(mean + magnitude * scale, -FLOAT64_MAX / 2, FLOAT64_MAX / 2)

@@ -93,6 +93,9 @@ class TrainedModel:
     training_data_sha256: str = ""
     training_data_etag: str | None = None
     input_limits: dict[str, Any] = field(default_factory=dict)
+    # The raw rows of the split, for checking an export against the model (ml/onnx_artifact.py); not metadata.
+    training_rows: np.ndarray | None = field(default=None, repr=False)
+    held_out_rows: np.ndarray | None = field(default=None, repr=False)
     cv_scores: dict[str, float] = field(default_factory=dict)  # each candidate's best mean CV f1_macro
     split: Split | None = None  # not in the summary: the report reads it
 
@@ -150,13 +153,7 @@ def train_model(
     started = time.perf_counter()
     grids = grids if grids is not None else resolve_grids(None)
     check_enough_rows(dataset.target, dataset.labels)
-    x_train, x_test, y_train, y_test = train_test_split(
-        dataset.features,
-        dataset.target,
-        test_size=TEST_SIZE,
-        stratify=dataset.target,
-        random_state=RANDOM_STATE,
-    )
+    x_train, x_test, y_train, y_test = split(dataset)
     scaler = StandardScaler().fit(x_train)
     x_train_scaled, x_test_scaled = scaler.transform(x_train), scaler.transform(x_test)
 
@@ -227,6 +224,15 @@ def train_model(
         input_limits=input_limits,
         cv_scores=cv_scores,
         split=Split(x_train, x_test, y_train, y_test),
+        training_rows=x_train,
+        held_out_rows=x_test,
+    )
+
+
+def split(dataset: Dataset) -> list[np.ndarray]:
+    """x_train, x_test, y_train, y_test: the stratified 70/30 split, the same for the same data every time."""
+    return train_test_split(
+        dataset.features, dataset.target, test_size=TEST_SIZE, stratify=dataset.target, random_state=RANDOM_STATE
     )
 
 

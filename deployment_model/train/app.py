@@ -18,9 +18,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from deployment_model.api.deadlines import API_GATEWAY_TIMEOUT_SECONDS, PUBLISH_MARGIN_SECONDS, training_budget
 from deployment_model.api.jobs import JobAccepted, accepted, prefers_async
 from deployment_model.api.registry_schemas import DeletedModel, DeletedVersion, PublishRequest, PublishResponse
-from deployment_model.api.schemas import Name, TrainRequest, TrainResponse, Version
+from deployment_model.api.schemas import ExportRequest, ExportResponse, Name, TrainRequest, TrainResponse, Version
 from deployment_model.api.service import (
     Answered,
+    ApiError,
     ServiceApp,
     check_bucket,
     current_event,
@@ -33,6 +34,8 @@ from deployment_model.api.service import (
 from deployment_model.ml.artifacts import MODEL_KINDS, load_model, model_artifacts, model_metadata
 from deployment_model.ml.budget import Budget, TrainingTooLongError
 from deployment_model.ml.datasets import Dataset, DataTooLargeError, check_csv_size, max_csv_bytes
+from deployment_model.ml.onnx_artifact import OnnxConversionError, onnx_artifact_for_version, onnx_artifact_of
+from deployment_model.ml.onnx_model import ONNX_KIND, OnnxModelError, OnnxUnavailableError, load_stored_version
 from deployment_model.ml.report_build import build_report
 from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
 from deployment_model.storage.jobs import JobStore
@@ -45,6 +48,9 @@ register_error(TrainingError, HTTPStatus.BAD_REQUEST, "invalid_training_request"
 register_error(DataTooLargeError, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "training_data_too_large")
 register_error(TrainingTooLongError, HTTPStatus.UNPROCESSABLE_ENTITY, "training_too_long")
 register_error(QueueUnavailableError, HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable")
+register_error(OnnxConversionError, HTTPStatus.UNPROCESSABLE_ENTITY, "model_not_servable")
+register_error(OnnxUnavailableError, HTTPStatus.CONFLICT, "model_not_exported")
+register_error(OnnxModelError, HTTPStatus.CONFLICT, "model_integrity_error")
 registry = registry_from_environment()
 jobs = JobStore(registry.objects)
 job_queue = queue_from_environment()
@@ -101,13 +107,16 @@ def train_flow(request: TrainRequest, on_candidate_done: ProgressCallback | None
     dataset = load_dataset(registry, request)
     budget = _budget.get() or Budget(API_GATEWAY_TIMEOUT_SECONDS - PUBLISH_MARGIN_SECONDS)
     trained = train_model(dataset, grids, budget=budget, on_candidate_done=on_candidate_done)
+    onnx = onnx_artifact_of(trained)  # exported and verified against scikit-learn, or a 422 and nothing stored
     summary = trained.summary()
     name, scaler_name = request.filename_model, request.filename_scaler
     report = build_report(dataset, trained)
+    artifacts = model_artifacts(name, scaler_name, trained.model, trained.scaler)  # joblib: the system of record
+    artifacts[ONNX_KIND] = (f"{name}.onnx", onnx.data)  # what the inference function serves
     metadata = registry.create_version(
         name,
-        {**model_artifacts(name, scaler_name, trained.model, trained.scaler), **report.artifacts},
-        {**model_metadata(summary, scaler_name), "report": report.metadata},
+        {**artifacts, **report.artifacts},
+        {**model_metadata(summary, scaler_name), ONNX_KIND: onnx.details, "report": report.metadata},
     )
     decision = publish_trained_version(registry, metadata, request.publish, request.min_f1_macro, _request_id())
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=trained.duration_seconds)
@@ -132,6 +141,7 @@ def train_flow(request: TrainRequest, on_candidate_done: ProgressCallback | None
 )
 def publish_version(name: ModelName, request: Annotated[PublishRequest, Body()]) -> PublishResponse:
     load_model(registry.load(name, request.version, MODEL_KINDS))  # digests and library versions, before traffic
+    load_stored_version(registry.load(name, request.version, ()), registry.read_artifact)  # and what serving loads
     expected = ANY_VERSION if request.expected_version is None else request.expected_version
     result = registry.publish(
         name, request.version, reason=request.reason, request_id=_request_id(), expected_version=expected
@@ -159,6 +169,37 @@ def delete_version(name: ModelName, version: ModelVersion) -> DeletedVersion:
 )
 def delete_model(name: ModelName) -> DeletedModel:
     return DeletedModel(deleted_versions=registry.delete_model(name))
+
+
+@app.post(
+    "/models/<name>/versions/<version>/export",
+    summary="Convert a version trained before ONNX into a new version the inference function can serve",
+    responses=route_responses(ExportResponse, "The new version and the one it derives from", 400, 404, 409, 422, 503),
+)
+def export_version(
+    name: ModelName, version: ModelVersion, request: Annotated[ExportRequest | None, Body()] = None
+) -> ExportResponse:
+    publish = request is not None and request.publish
+    loaded = load_model(registry.load(name, version, MODEL_KINDS))  # digests and scikit-learn version checked
+    if ONNX_KIND in loaded.metadata["artifacts"]:
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "already_exported",
+            f"model {name!r} version {version} already has an ONNX artifact: it is served as it is",
+        )
+    onnx = onnx_artifact_for_version(loaded.scaler, loaded.model, loaded.metadata)  # verified, or a 422
+    scaler_name = loaded.metadata["scaler_name"]
+    artifacts = model_artifacts(name, scaler_name, loaded.model, loaded.scaler)
+    artifacts[ONNX_KIND] = (f"{name}.onnx", onnx.data)
+    recorded = {k: v for k, v in loaded.metadata.items() if k not in ("name", "version", "created_at", "artifacts")}
+    details = {**model_metadata(recorded, scaler_name), "derived_from": version, ONNX_KIND: onnx.details}
+    metadata = registry.create_version(name, artifacts, details)
+    if publish:
+        reason = f"exported from version {version} to serve it through ONNX"
+        new = metadata["version"]
+        registry.publish(name, new, reason=reason, request_id=_request_id(), expected_version=ANY_VERSION)
+    logger.info("model exported", extra={"model_name": name, "model_version": metadata["version"], "from": version})
+    return ExportResponse(model_name=name, model_version=metadata["version"], derived_from=version, published=publish)
 
 
 def check_data_size(models: ModelRegistry, data_key: str) -> int:

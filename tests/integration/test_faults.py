@@ -116,13 +116,13 @@ def test_a_corrupt_new_version_is_refused_cold_and_skipped_warm(local_service: S
     bad = local_service.train({"candidates": ["sgd"]})["model_version"]
     registry = local_service.train_module.registry
     metadata = registry.get_version("Model_ml", bad)
-    registry.objects.put(metadata["artifacts"]["scaler"]["key"], b"tampered bytes")
+    registry.objects.put(metadata["artifacts"]["onnx"]["key"], b"tampered bytes")  # what inference serves
 
     warm = local_service.predict({"x_test": [1, 2]})
     assert warm["statusCode"] == 200 and warm["model_version"] == good
     cold = start_service().predict({"x_test": [1, 2]})
     assert cold["statusCode"] == 409 and cold["error"] == "model_integrity_error"
-    assert bad in cold["message"] and "scaler" in cold["message"]
+    assert bad in cold["message"] and "onnx" in cold["message"]
     pinned = start_service().predict({"x_test": [1, 2], "model_version": good})
     assert pinned["statusCode"] == 200  # the client can fall back to a good version meanwhile
 

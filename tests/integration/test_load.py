@@ -124,4 +124,5 @@ def test_predicts_during_publishing_are_never_wrong_or_mixed(
         expected = predict(offline[answer.body["model_version"]], np.array(answer.rows))
         assert answer.body["result"] == expected.labels
         if expected.probabilities is not None:
-            assert np.array_equal(np.array(answer.body["probabilities"]), expected.probabilities)
+            # served from the ONNX graph: scikit-learn's within the tolerance every export is verified to
+            assert np.abs(np.array(answer.body["probabilities"]) - expected.probabilities).max() <= 1e-4

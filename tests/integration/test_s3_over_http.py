@@ -26,6 +26,7 @@ def test_train_and_predict_through_an_s3_compatible_endpoint(moto_server: Any, m
         f"models/Model_ml/records/{record}.json",
         f"models/Model_ml/versions/{version}/model/Model_ml.joblib",
         f"models/Model_ml/versions/{version}/scaler/scaler.joblib",
+        f"models/Model_ml/versions/{version}/onnx/Model_ml.onnx",
         f"models/Model_ml/versions/{version}/metadata.json",
         f"models/Model_ml/versions/{version}/report/report.json",
         f"models/Model_ml/versions/{version}/report_confusion_matrix/report-confusion-matrix.png",

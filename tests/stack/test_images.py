@@ -144,21 +144,32 @@ def test_train_then_predict_through_both_images(tmp_path: Path, s3_endpoint: str
         assert page["statusCode"] == 200 and page["body"].count('src="data:image/png;base64,') == 2
 
 
-def test_the_inference_image_carries_no_pandas_and_no_training_code(tmp_path: Path) -> None:
+TRAINING_ONLY = ("pandas", "sklearn", "scipy", "joblib", "threadpoolctl", "skl2onnx", "onnx")
+
+
+def installed(site: Path, module: str) -> bool:
+    return (site / module).is_dir() or (site / f"{module}.py").is_file()
+
+
+def test_the_inference_image_carries_no_training_library_and_no_training_code(tmp_path: Path) -> None:
     train_plan = parse_dockerfile(ROOT / "deployment_model" / "train" / "Dockerfile")
     inference_plan = parse_dockerfile(ROOT / "deployment_model" / "inference" / "Dockerfile")
-    assert (requirements_site(train_plan) / "pandas").is_dir()
-    assert not (requirements_site(inference_plan) / "pandas").exists()
+    for library in (*TRAINING_ONLY, "onnxruntime"):
+        assert installed(requirements_site(train_plan), library), library
+    assert installed(requirements_site(inference_plan), "onnxruntime")
+    present = [library for library in TRAINING_ONLY if installed(requirements_site(inference_plan), library)]
+    assert present == []  # the test above proves the image starts and answers without them
     package = assemble_task_root(inference_plan, tmp_path) / "deployment_model"
     copied = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
     assert {
         "api/service.py",
         "storage/registry.py",
-        "ml/artifacts.py",
         "ml/prediction.py",
+        "ml/onnx_model.py",
         "inference/app.py",
     } <= copied
-    assert "ml/training.py" not in copied and not any(p.startswith(("local/", "train/")) for p in copied)
+    assert not {"ml/training.py", "ml/onnx_export.py", "ml/onnx_verify.py", "ml/onnx_artifact.py"} & copied
+    assert not any(p.startswith(("local/", "train/")) for p in copied)
     # The report page and drift check are served; the report is drawn (matplotlib) only at training.
     assert {"ml/drift.py", "ml/report.py", "api/report_page.py"} <= copied
     assert not {"ml/report_images.py", "ml/report_build.py"} & copied

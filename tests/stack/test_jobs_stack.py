@@ -100,7 +100,8 @@ def test_job_status_routes_are_gets_on_the_read_only_function(cfn: dict[str, Any
         assert set(paths[path]) == {"get", "options"}, path
         operation = paths[path]["get"]
         assert operation["security"] == [{"api_key": []}]
-        assert f"{function}.Arn" in json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+        uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
+        assert f"{function}.Arn" in uri or f"${{{function}Alias" in uri  # the function, or its alias
     role = cfn["Resources"]["InferenceFunctionRole"]
     listing = [
         statement

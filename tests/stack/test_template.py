@@ -23,6 +23,7 @@ ROUTES = {
     ("/models/{name}/versions/{version}", "delete"): "TrainFunction",
     ("/models/{name}", "delete"): "TrainFunction",
     ("/models/{name}/versions/{version}/report", "get"): "InferenceFunction",
+    ("/models/{name}/versions/{version}/export", "post"): "TrainFunction",
     ("/train/jobs", "get"): "InferenceFunction",  # job status reads (test_jobs_stack.py)
     ("/train/jobs/{job_id}", "get"): "InferenceFunction",
     # The Open Inference Protocol (KServe v2): read-only, on the inference function.
@@ -95,7 +96,8 @@ def test_each_route_goes_to_its_function_and_needs_an_api_key(cfn: dict[str, Any
         operation = paths[path][method]
         assert operation["security"] == [{"api_key": []}]
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])
-        assert f"{function}.Arn" in uri and operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+        assert f"{function}.Arn" in uri or f"${{{function}Alias" in uri  # the function, or its alias
+        assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
 
 
 def test_the_v2_protocol_routes_are_read_only_calls_to_the_inference_function(cfn: dict[str, Any]) -> None:
@@ -263,3 +265,28 @@ def test_samconfig_overrides_name_real_parameters_with_allowed_values(environmen
         assert name in parameters, f"{name} is not a template parameter"
         allowed = parameters[name].get("AllowedValues")
         assert allowed is None or value in map(str, allowed), f"{name}={value} not in {allowed}"
+
+
+def test_the_api_invokes_an_inference_alias_that_can_keep_environments_warm(cfn: dict[str, Any]) -> None:
+    """InferenceProvisionedConcurrency (default 0): the alias the API invokes gets that provisioned concurrency."""
+    parameter = cfn["Parameters"]["InferenceProvisionedConcurrency"]
+    assert parameter["Default"] == 0 and parameter["MinValue"] == 0
+    assert cfn["Conditions"]["HasProvisionedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "InferenceProvisionedConcurrency"}, 0]}]
+    }
+    (alias_name, alias), *others = resources_of(cfn, "AWS::Lambda::Alias").items()
+    assert not others and alias["Properties"]["FunctionName"] == {"Ref": "InferenceFunction"}
+    assert alias["Properties"]["ProvisionedConcurrencyConfig"] == {
+        "Fn::If": [
+            "HasProvisionedConcurrency",
+            {"ProvisionedConcurrentExecutions": {"Ref": "InferenceProvisionedConcurrency"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    for (path, method), function in ROUTES.items():
+        uri = json.dumps(api["Properties"]["Body"]["paths"][path][method]["x-amazon-apigateway-integration"]["uri"])
+        assert (f"${{{alias_name}}}" in uri) == (function == "InferenceFunction"), (path, uri)
+    for name, permission in resources_of(cfn, "AWS::Lambda::Permission").items():
+        if name.startswith("InferenceFunction"):
+            assert permission["Properties"]["FunctionName"] == {"Ref": alias_name}, name

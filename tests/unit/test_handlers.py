@@ -197,7 +197,7 @@ def test_a_bug_is_a_500_with_the_request_id_and_no_traceback(
     def broken(*args: Any) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(local_service.inference_module, "predict", broken)
+    monkeypatch.setattr(local_service.inference_module.OnnxModel, "predict", broken)
     answer = local_service.predict({"x_test": [1, 2]})
     assert answer["statusCode"] == 500 and answer["error"] == "internal_error"
     assert "request id" in answer["message"] and "Traceback" not in json.dumps(answer)

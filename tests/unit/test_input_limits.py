@@ -117,10 +117,11 @@ def test_random_forest_limits_are_float32s() -> None:
 
 
 def test_knn_limits_follow_p() -> None:
-    magnitudes = {
-        p: train_model(iris_dataset(), resolve_grids({"knn": {"p": [p]}})).input_limits["scaled_magnitude"]
-        for p in (1.0, 3.0, 20.0, 100.0)
-    }
+    def overflow_bound(p: float) -> float:  # before the cap where every distance ties (KNN_TIE_MAGNITUDE)
+        trained = train_model(iris_dataset(), resolve_grids({"knn": {"p": [p]}}))
+        return max_scaled_magnitude("knn", trained.model, trained.model._fit_X)[0]
+
+    magnitudes = {p: overflow_bound(p) for p in (1.0, 3.0, 20.0, 100.0)}
     assert magnitudes[1.0] > magnitudes[3.0] > magnitudes[20.0] > magnitudes[100.0] > 100
 
 

@@ -84,17 +84,22 @@ def test_a_malformed_pointer_is_a_conflict_not_an_unknown_model(
 
 
 @pytest.mark.parametrize(
-    "broken",
+    ("broken", "error"),
     [
-        pytest.param(lambda m: m.pop("labels"), id="missing-labels"),
-        pytest.param(lambda m: m.__setitem__("labels", ["one"]), id="too-few-labels"),
-        pytest.param(lambda m: m.__setitem__("feature_names", {"a": 1}), id="features-of-the-wrong-type"),
-        pytest.param(lambda m: m.__setitem__("artifacts", None), id="artifacts-of-the-wrong-type"),
-        pytest.param(lambda m: m["artifacts"].pop("scaler"), id="missing-scaler"),
+        pytest.param(lambda m: m.pop("labels"), "model_integrity_error", id="missing-labels"),
+        pytest.param(lambda m: m.__setitem__("labels", ["one"]), "model_integrity_error", id="too-few-labels"),
+        pytest.param(
+            lambda m: m.__setitem__("feature_names", {"a": 1}), "model_integrity_error", id="features-of-the-wrong-type"
+        ),
+        pytest.param(
+            lambda m: m.__setitem__("artifacts", None), "model_integrity_error", id="artifacts-of-the-wrong-type"
+        ),
+        # The inference function serves the ONNX graph (scaler included): without it, the version cannot be served.
+        pytest.param(lambda m: m["artifacts"].pop("onnx"), "model_not_exported", id="missing-onnx"),
     ],
 )
 def test_broken_metadata_answers_409_not_500(
-    local_service: Service, two_versions: tuple[str, str], tmp_path: Path, broken: Any
+    local_service: Service, two_versions: tuple[str, str], tmp_path: Path, broken: Any, error: str
 ) -> None:
     """Past the digest line (the record is forged to match), a broken version is still refused, as a 409."""
     old, _ = two_versions
@@ -106,4 +111,4 @@ def test_broken_metadata_answers_409_not_500(
     record["metadata_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     registry.objects.put(record_key, json.dumps(record).encode())
     answer = local_service.predict({"x_test": [0.7, 1], "model_version": old})
-    assert answer["statusCode"] == 409 and answer["error"] == "model_integrity_error", answer
+    assert answer["statusCode"] == 409 and answer["error"] == error, answer

@@ -17,6 +17,8 @@ import pytest
 from PIL import Image
 
 from deployment_model.ml.artifacts import model_artifacts, model_metadata
+from deployment_model.ml.onnx_artifact import onnx_artifact_of
+from deployment_model.ml.onnx_model import ONNX_KIND
 from deployment_model.ml.report_images import HEIGHT_PX, WIDTH_PX
 from deployment_model.ml.training import TEST_SIZE, iris_dataset, train_model
 from tests.conftest import ROOT, SEED_BUCKET, Service, proxy_event
@@ -48,11 +50,17 @@ def page_images(page: str) -> dict[str, Image.Image]:
 
 
 def store_without_report(service: Service, name: str) -> dict[str, Any]:
-    """A version as trainings stored them before reports: model and scaler only; published."""
+    """A version as trainings stored it before reports (model, scaler, ONNX; no report), published."""
     trained = train_model(iris_dataset())
     registry = service.train_module.registry
-    artifacts = model_artifacts(name, "scaler", trained.model, trained.scaler)
-    metadata = registry.create_version(name, artifacts, model_metadata(trained.summary(), "scaler"))
+    onnx = onnx_artifact_of(trained)
+    artifacts = {
+        **model_artifacts(name, "scaler", trained.model, trained.scaler),
+        ONNX_KIND: (f"{name}.onnx", onnx.data),
+    }
+    metadata = registry.create_version(
+        name, artifacts, {**model_metadata(trained.summary(), "scaler"), ONNX_KIND: onnx.details}
+    )
     registry.publish(name, metadata["version"])
     return metadata
 

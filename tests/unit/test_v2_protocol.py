@@ -76,7 +76,7 @@ def test_model_metadata_describes_the_tensors(trained: Service) -> None:
     assert body == {
         "name": "Model_ml",
         "versions": [version],
-        "platform": "scikit-learn",
+        "platform": "onnxruntime_onnx",
         "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 2]}],
         "outputs": [
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
@@ -327,7 +327,7 @@ def test_a_bug_is_a_500_quoting_the_request_id_without_a_traceback(
     def broken(*_: Any) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(trained.inference_module, "predict", broken)
+    monkeypatch.setattr(trained.inference_module.OnnxModel, "predict", broken)
     event = proxy_event("/v2/models/Model_ml/infer", {"inputs": [tensor()]})
     context = LocalContext(function_name="inference")
     answer = trained.inference_module.lambda_handler(event, context)

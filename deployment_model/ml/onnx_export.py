@@ -1,0 +1,246 @@
+"""Convert a run's scaler + classifier into ONE ONNX graph that gives scikit-learn's answers.
+
+skl2onnx 1.20 converts the pipeline, with double inputs (float inputs flip labels and overflow at 3.4e38) and
+plain arrays instead of ZipMap dictionaries, with three mends where its graph and scikit-learn part ways:
+
+- KNeighborsClassifier gets our own converter (`_convert_knn`). skl2onnx's treats `weights="distance"` as
+  uniform (it negates TopK's distances, so every weight clamps to 1e6; onnx/sklearn-onnx#1212), and its
+  distances differ from scikit-learn's in the last bit, which picks another neighbour on exact ties (iris
+  lies on a 0.1 cm grid: such ties are common). Ours sums squared differences feature by feature, as
+  scikit-learn's KD/ball tree does, so ties fall the same way, and weighs neighbours as scikit-learn does,
+  including rows that coincide with a training point (only those count). It never materialises a
+  rows x training-points x features array, so it is fast like skl2onnx's `optim="cdist"` without its error.
+- Random forests compare float32 thresholds with the input cast to float32 in scikit-learn: the graph casts
+  the scaled input to float32 and back before the trees, so every split falls the same way.
+- Estimators without `predict_proba` (SGD with hinge, perceptron, ... losses) give decision scores as the
+  second output; the serving side ignores them and answers `probabilities: null`, as before.
+
+The graph records, as metadata properties, what the serving side needs without scikit-learn: the class
+values, the scaler's mean and scale (to refuse rows too far from the training data), and how many rows to
+run at once so that a KNN graph's rows x training-points intermediates stay small.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import DoubleTensorType
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+
+from deployment_model.ml.onnx_model import (
+    PROP_CLASSES,
+    PROP_HAS_PROBABILITIES,
+    PROP_MEAN,
+    PROP_ROWS_PER_RUN,
+    PROP_SCALE,
+)
+
+# Opsets stamped on every exported graph: released ones that skl2onnx 1.20 is tested with.
+TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
+INPUT_NAME = "rows"
+# A KNN graph holds a few (rows x training points) double arrays: run at most this many elements at once.
+MAX_ELEMENTS_PER_RUN = 2_000_000
+_KNN_METRICS = {  # scikit-learn's metric name -> (per-feature term, combine, reduced -> true distance)
+    "euclidean": ("square", "add", "sqrt"),
+    "l2": ("square", "add", "sqrt"),
+    "manhattan": ("abs", "add", None),
+    "cityblock": ("abs", "add", None),
+    "l1": ("abs", "add", None),
+    "chebyshev": ("abs", "max", None),
+    "infinity": ("abs", "max", None),
+}
+
+
+class OnnxExportError(ValueError):
+    """This estimator cannot be served through ONNX; the message names it and its parameters."""
+
+
+def describe(classifier: Any) -> str:
+    """The estimator and the parameters a request can tune, for error messages."""
+    params = {k: v for k, v in classifier.get_params(deep=False).items() if not callable(v)}
+    return f"{type(classifier).__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(params.items()))})"
+
+
+def export_onnx(scaler: Any, classifier: Any, n_features: int) -> bytes:
+    """The serialized ONNX model computing classifier(scaler(rows)) for float64 rows of n_features values."""
+    options: dict[int, dict[str, Any]] = {id(classifier): {"zipmap": False}}
+    custom = {KNeighborsClassifier: _convert_knn} if isinstance(classifier, KNeighborsClassifier) else {}
+    if custom:
+        _knn_metric(classifier)  # refuse unsupported metrics before converting
+    pipeline = Pipeline([("scaler", scaler), ("classifier", classifier)])
+    try:
+        model = convert_sklearn(
+            pipeline,
+            initial_types=[(INPUT_NAME, DoubleTensorType([None, n_features]))],
+            options=options,
+            target_opset=TARGET_OPSET,
+            custom_conversion_functions=custom,
+        )
+    except (RuntimeError, NotImplementedError, ValueError, TypeError, KeyError) as exc:
+        raise OnnxExportError(f"{describe(classifier)} cannot be converted to ONNX: {exc}") from None
+    if isinstance(classifier, RandomForestClassifier):
+        _compare_trees_in_float32(model)
+    rows_per_run = 0  # 0: all rows in one run
+    if isinstance(classifier, KNeighborsClassifier):
+        rows_per_run = max(1, MAX_ELEMENTS_PER_RUN // classifier.n_samples_fit_)
+    properties = {
+        PROP_CLASSES: classifier.classes_.tolist(),
+        PROP_MEAN: np.asarray(scaler.mean_, dtype=np.float64).tolist(),
+        PROP_SCALE: np.asarray(scaler.scale_, dtype=np.float64).tolist(),
+        PROP_ROWS_PER_RUN: rows_per_run,
+        PROP_HAS_PROBABILITIES: hasattr(classifier, "predict_proba"),
+    }
+    helper.set_model_props(model, {key: json.dumps(value) for key, value in properties.items()})
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()
+
+
+def model_opsets(data: bytes) -> dict[str, int]:
+    """The opset per domain a serialized graph needs: recorded in the version's metadata for the serving check."""
+    return {entry.domain: entry.version for entry in onnx.load_from_string(data).opset_import}
+
+
+def _compare_trees_in_float32(model: onnx.ModelProto) -> None:
+    """Insert Cast(float32) -> Cast(float64) before every tree ensemble: scikit-learn splits in float32."""
+    graph = model.graph
+    nodes = list(graph.node)
+    patched = []
+    for node in nodes:
+        if node.op_type.startswith("TreeEnsemble"):
+            source = node.input[0]
+            as_float, as_double = f"{source}_as_float32", f"{source}_float32_as_double"
+            patched.append(helper.make_node("Cast", [source], [as_float], to=TensorProto.FLOAT, name=as_float))
+            patched.append(helper.make_node("Cast", [as_float], [as_double], to=TensorProto.DOUBLE, name=as_double))
+            node.input[0] = as_double
+        patched.append(node)
+    if len(patched) == len(nodes):
+        raise OnnxExportError("the random forest graph has no tree ensemble node to patch")
+    del graph.node[:]
+    graph.node.extend(patched)
+
+
+def _knn_metric(knn: KNeighborsClassifier) -> tuple[str, str, str | None, float | None]:
+    """(per-feature term, combine, reduced -> distance, p) for this KNN's metric, as scikit-learn computes it."""
+    metric, p = knn.effective_metric_, knn.effective_metric_params_.get("p")
+    if metric == "minkowski" and p is not None:
+        if p == 2:
+            metric = "euclidean"
+        elif p == 1:
+            metric = "manhattan"
+        elif p == float("inf"):
+            metric = "chebyshev"
+        else:
+            return ("pow", "add", "root", float(p))
+    if metric not in _KNN_METRICS or knn.effective_metric_params_.get("w") is not None:
+        raise OnnxExportError(
+            f"{describe(knn)} cannot be converted to ONNX: metric {knn.metric!r} is not supported; "
+            f"use one of {sorted({'minkowski', *_KNN_METRICS})}"
+        )
+    term, combine, to_distance = _KNN_METRICS[metric]
+    return term, combine, to_distance, None
+
+
+def _convert_knn(scope: Any, operator: Any, container: Any) -> None:
+    """KNeighborsClassifier as scikit-learn computes it: outputs label (int64) and probabilities (double)."""
+    knn: KNeighborsClassifier = operator.raw_operator
+    if knn.weights not in ("uniform", "distance"):
+        raise OnnxExportError(f"{describe(knn)} cannot be converted to ONNX: callable weights are not supported")
+    term, combine, to_distance, p = _knn_metric(knn)
+    points = np.asarray(knn._fit_X, dtype=np.float64)
+    n_features, n_classes, k = points.shape[1], len(knn.classes_), knn.n_neighbors
+    name = scope.get_unique_variable_name
+
+    def constant(prefix: str, values: np.ndarray, onnx_type: int = TensorProto.DOUBLE) -> str:
+        tensor_name = name(prefix)
+        container.add_initializer(tensor_name, onnx_type, list(values.shape), values.ravel().tolist())
+        return tensor_name
+
+    def node(op_type: str, inputs: list[str], prefix: str, **attrs: Any) -> str:
+        output = name(prefix)
+        container.add_node(op_type, inputs, [output], name=scope.get_unique_operator_name(op_type), **attrs)
+        return output
+
+    def axes(*values: int) -> str:
+        return constant("axes", np.array(values), TensorProto.INT64)
+
+    rows = operator.inputs[0].full_name
+    reduced = ""
+    for j in range(n_features):  # feature by feature, in scikit-learn's order: equal sums, equal ties
+        column = node(
+            "Slice",
+            [
+                rows,
+                constant("start", np.array([j]), TensorProto.INT64),
+                constant("end", np.array([j + 1]), TensorProto.INT64),
+                constant("axis", np.array([1]), TensorProto.INT64),
+            ],
+            "column",
+        )
+        difference = node("Sub", [column, constant("points", points[:, j].reshape(1, -1))], "difference")
+        if term == "square":
+            part = node("Mul", [difference, difference], "square")
+        elif term == "abs":
+            part = node("Abs", [difference], "abs")
+        else:
+            part = node("Pow", [node("Abs", [difference], "abs"), constant("p", np.array(p))], "pow")
+        reduced = part if j == 0 else node("Add" if combine == "add" else "Max", [reduced, part], "reduced")
+    top = [name("top_reduced"), name("top_index")]
+    container.add_node(
+        "TopK",
+        [reduced, constant("k", np.array([k]), TensorProto.INT64)],
+        top,
+        name=scope.get_unique_operator_name("TopK"),
+        largest=0,
+        sorted=1,
+    )
+    neighbour_class = node("Gather", [constant("fit_classes", np.asarray(knn._y), TensorProto.INT64), top[1]], "nc")
+    weight = None  # uniform: every neighbour counts 1
+    if knn.weights == "distance":
+        if to_distance == "sqrt":
+            distance = node("Sqrt", [top[0]], "distance")
+        elif to_distance == "root":
+            distance = node("Pow", [top[0], constant("inv_p", np.array(1.0 / p))], "distance")
+        else:
+            distance = top[0]
+        # scikit-learn: weight 1/d; in a row where some d == 0, those neighbours weigh 1 and the others 0.
+        at_zero = node("Equal", [distance, constant("zero", np.array(0.0))], "at_zero")
+        at_zero_weight = node("Cast", [at_zero], "at_zero_weight", to=TensorProto.DOUBLE)
+        row_has_zero = node(
+            "Greater",
+            [
+                node("ReduceMax", [at_zero_weight, axes(1)], "has_zero"),
+                constant("zero", np.array(0.0)),
+            ],
+            "row_has_zero",
+        )
+        inverse = node("Div", [constant("one", np.array(1.0)), distance], "inverse")
+        weight = node("Where", [row_has_zero, at_zero_weight, inverse], "weight")
+    class_votes = []  # one rows x k pass per class: cheaper than a rows x k x classes one-hot
+    for index in range(n_classes):
+        is_class = node("Equal", [neighbour_class, constant("class", np.array(index), TensorProto.INT64)], "is_c")
+        if weight is None:
+            vote = node("Cast", [is_class], "vote", to=TensorProto.DOUBLE)
+        else:
+            vote = node("Where", [is_class, weight, constant("zero", np.array(0.0))], "vote")
+        class_votes.append(node("ReduceSum", [vote, axes(1)], "class_votes", keepdims=1))
+    votes = class_votes[0] if n_classes == 1 else node("Concat", class_votes, "votes", axis=1)
+    total = node("ReduceSum", [votes, axes(1)], "total", keepdims=1)
+    zero_total = node("Equal", [total, constant("zero", np.array(0.0))], "zero_total")
+    total = node("Where", [zero_total, constant("one", np.array(1.0)), total], "normalizer")
+    container.add_node(
+        "Div", [votes, total], [operator.outputs[1].full_name], name=scope.get_unique_operator_name("Div")
+    )
+    best = node("ArgMax", [operator.outputs[1].full_name], "best", axis=1, keepdims=0)
+    container.add_node(
+        "Gather",
+        [constant("classes", np.asarray(knn.classes_, dtype=np.int64), TensorProto.INT64), best],
+        [operator.outputs[0].full_name],
+        name=scope.get_unique_operator_name("Gather"),
+    )

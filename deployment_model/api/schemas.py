@@ -162,9 +162,14 @@ class PredictRequest(_Request):
         default=None, description="Must name the scaler trained with the model; omitted: that scaler."
     )
     model_version: Version | None = Field(default=None, description="Pin a published version; omitted: latest.")
+    explain_drift: bool = Field(
+        default=False, strict=True, description="Also answer out_of_range: per row, outside the training range?"
+    )
 
 
 class TrainRequest(_Request):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built at first use: train only
+
     filename_model: Name = Field(default=DEFAULT_MODEL_NAME, description="Name to publish the model under.")
     filename_scaler: Name = Field(default=DEFAULT_SCALER_NAME, description="Name of the scaler artifact.")
     data_key: DataKey | None = Field(
@@ -256,6 +261,11 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     rows: int
+    out_of_range: list[bool] | None = Field(
+        default=None,
+        description="Only with explain_drift: per row, whether a feature lies outside the version's training range "
+        "(README, Observability); null for versions trained before drift statistics were recorded.",
+    )
 
 
 class ErrorDetail(BaseModel):

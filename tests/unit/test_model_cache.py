@@ -195,13 +195,15 @@ def test_the_published_cache_is_bounded_and_evicts_the_least_recently_used(objec
 
 def test_a_deleted_model_is_dropped_after_the_ttl(objects, registry, trained) -> None:
     clock = Clock()
-    publish(registry, trained)
+    version = publish(registry, trained)["version"]
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
     registry.delete_model("Model_ml")
     clock.now += TTL
     with pytest.raises(ModelNotFoundError):
         cache.get("Model_ml")
+    with pytest.raises(ModelNotFoundError):  # nor served from memory when pinned by its version
+        cache.get("Model_ml", version)
 
 
 def test_rollback_reaches_traffic_within_the_ttl_and_never_mixes_versions(objects, registry, trained) -> None:
@@ -260,3 +262,24 @@ def test_keeping_the_held_version_is_logged_with_the_model_the_version_and_why(
     assert record.getMessage() == "keeping the version already loaded"
     assert (record.model_name, record.model_version) == ("Model_ml", good)
     assert record.reason == "s3://bucket could not be reached"
+
+
+def test_skipping_a_bad_new_version_is_logged_with_the_model_and_the_version_kept(
+    objects, registry, trained, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    good = publish(registry, trained)["version"]
+    cache = ModelCache(registry, load_model, TTL, clock=clock)
+    cache.get("Model_ml")
+    bad = publish(registry, trained)
+    objects.put(bad["artifacts"]["model"]["key"], b"corrupted")
+    clock.now += TTL + 1
+    with caplog.at_level("ERROR", logger="deployment_model.storage.model_cache"):
+        assert cache.get("Model_ml").version == good
+    [record] = [r for r in caplog.records if r.name == "deployment_model.storage.model_cache"]
+    assert (record.getMessage(), record.model_name, record.model_version) == (
+        "keeping the version already loaded",
+        "Model_ml",
+        good,
+    )
+    assert bad["version"] in record.reason

@@ -168,7 +168,9 @@ class ServiceApp(APIGatewayRestResolver):
             result = operation.function(request)
         except ValidationError as exc:
             issues = exc.errors(include_url=False, include_input=False)
-            return validation_answer(issues, list(operation.request_model.model_fields))
+            return validation_answer(
+                issues, [field.alias or name for name, field in operation.request_model.model_fields.items()]
+            )
         except Exception as exc:
             return answer_for(exc, request_id)
         if isinstance(result, Answered):

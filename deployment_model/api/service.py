@@ -131,6 +131,7 @@ class ServiceApp(APIGatewayRestResolver):
             cors=CORSConfig(allow_origin=origin, allow_headers=["X-Api-Key"], max_age=600) if origin else None,
             enable_validation=True,
             serializer=_serialize,
+            json_body_deserializer=orjson.loads,  # bounded nesting; its JSONDecodeError is json's, a 400
         )
         self.operations: dict[str, Operation] = {}
         # Paths under these prefixes speak another protocol, whose error bodies have their own shape (v2).
@@ -221,6 +222,8 @@ class ServiceApp(APIGatewayRestResolver):
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
             answer = validation_answer(exc.errors())
+        elif isinstance(exc, UnicodeDecodeError) and self.current_event.is_base64_encoded:  # Powertools' decoding
+            answer = error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", _NOT_UTF8.format(exc.start))
         else:
             answer = answer_for(exc, self.lambda_context.aws_request_id)
         return _response(*self.shaped_error(self.current_event.path, answer))
@@ -447,6 +450,9 @@ def plain_body(event: Mapping[str, Any]) -> str:
     return body
 
 
+_NOT_UTF8 = "request body is not UTF-8 (byte {} is not valid UTF-8): send a JSON object in UTF-8"
+
+
 def _json_text(data: bytes) -> str:
     """Bytes as JSON text, naming what they are when they are not: compressed, or not UTF-8."""
     if data[:2] == b"\x1f\x8b":
@@ -458,11 +464,7 @@ def _json_text(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_request",
-            f"request body is not UTF-8 (byte {exc.start} is not valid UTF-8): send a JSON object in UTF-8",
-        ) from None
+        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", _NOT_UTF8.format(exc.start)) from None
 
 
 def _plain_json(body: dict[str, Any]) -> dict[str, Any]:

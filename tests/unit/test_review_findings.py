@@ -3,6 +3,7 @@ user relies on."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,24 @@ def test_the_docs_page_says_how_to_install_swagger_ui_when_its_assets_are_missin
     status, headers, body = docs_page.answer("/docs")
     assert (status, headers["Content-Type"]) == (200, ["text/html; charset=utf-8"])
     assert b"swagger-ui-bundle.js" in body
+
+
+WRITE_ROUTES_WITH_BODIES = [
+    "/models/Model_ml/publish",
+    "/models/Model_ml/versions/20261126T011738011831Z-3df1e171/export",
+]
+
+
+@pytest.mark.parametrize("path", WRITE_ROUTES_WITH_BODIES)
+def test_a_body_that_is_not_utf8_is_a_400_on_every_write_route(local_service: Service, path: str) -> None:
+    event = proxy_event(path, raw=base64.b64encode(b"\xff\xfe{}").decode(), base64_encoded=True)
+    answer = local_service.train(event)
+    assert answer["statusCode"] == 400
+    assert "UTF-8" in body_of(answer)["message"]
+
+
+@pytest.mark.parametrize("path", WRITE_ROUTES_WITH_BODIES)
+def test_json_nested_beyond_any_parser_is_a_400_on_every_write_route(local_service: Service, path: str) -> None:
+    answer = local_service.train(proxy_event(path, raw='{"a":' * 5000))
+    assert answer["statusCode"] == 400
+    assert body_of(answer)["error"] == "invalid_request" and "JSON" in body_of(answer)["message"]

@@ -53,3 +53,16 @@ def test_json_nested_beyond_any_parser_is_a_400_on_every_write_route(local_servi
     answer = local_service.train(proxy_event(path, raw='{"a":' * 5000))
     assert answer["statusCode"] == 400
     assert body_of(answer)["error"] == "invalid_request" and "JSON" in body_of(answer)["message"]
+
+
+LONG = "a" * 20_000
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"/train/jobs/{LONG}", f"/v2/models/{LONG}", f"/v2/models/Model_ml/versions/{LONG}", f"/v2/models/{LONG}/ready"],
+)
+def test_an_error_naming_a_path_parameter_does_not_grow_with_it(local_service: Service, path: str) -> None:
+    answer = local_service.predict(proxy_event(path, method="GET"))
+    assert 400 <= answer["statusCode"] < 500
+    assert len(answer["body"]) < 1_200

@@ -66,3 +66,13 @@ def test_an_error_naming_a_path_parameter_does_not_grow_with_it(local_service: S
     answer = local_service.predict(proxy_event(path, method="GET"))
     assert 400 <= answer["statusCode"] < 500
     assert len(answer["body"]) < 1_200
+
+
+def test_a_bad_version_to_publish_is_explained_in_the_publish_routes_own_terms(local_service: Service) -> None:
+    answer = local_service.train(proxy_event("/models/Model_ml/publish", {"version": "latest"}))
+    assert answer["statusCode"] == 400
+    message = body_of(answer)["message"]
+    assert "version: must be a version id such as" in message
+    assert "model_version" not in message.replace("a train response's model_version", "")
+    pinned = body_of(local_service.predict(proxy_event("/predict", {"x_test": [1, 2], "model_version": "latest"})))
+    assert "omit model_version for the latest" in pinned["message"]  # the predict hint stays

@@ -76,3 +76,30 @@ def test_a_bad_version_to_publish_is_explained_in_the_publish_routes_own_terms(l
     assert "model_version" not in message.replace("a train response's model_version", "")
     pinned = body_of(local_service.predict(proxy_event("/predict", {"x_test": [1, 2], "model_version": "latest"})))
     assert "omit model_version for the latest" in pinned["message"]  # the predict hint stays
+
+
+def test_the_jobs_table_shows_each_jobs_model_and_version_from_the_listing() -> None:
+    from rich.console import Console
+
+    from deployment_model.local import views
+
+    listing = {  # GET /train/jobs: each job as the README documents it (no request, no result)
+        "jobs": [
+            {
+                "job_id": "8204343583028-a71faaa7a95e6baac0c02928f1656136",
+                "status": "succeeded",
+                "submitted_at": "2026-11-26T01:26:56+00:00",
+                "started_at": "2026-11-26T01:26:56+00:00",
+                "finished_at": "2026-11-26T01:26:57+00:00",
+                "progress": {"candidates_done": 2, "candidates_total": 2},
+                "error": None,
+                "model_name": "flowers",
+                "model_version": "20261126T012657401001Z-bfe10346",
+            }
+        ],
+        "next_token": None,
+    }
+    console = Console(record=True, width=300)
+    views.show_jobs(console, listing)
+    table = console.export_text()
+    assert "flowers" in table and "20261126T012657401001Z-bfe10346" in table

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deployment_model.local import docs_page
-from tests.conftest import Service, body_of, proxy_event
+from tests.conftest import SEED_BUCKET, Service, body_of, proxy_event
 
 
 def test_an_unknown_train_field_is_answered_with_the_json_field_names_a_client_can_send(
@@ -103,3 +103,11 @@ def test_the_jobs_table_shows_each_jobs_model_and_version_from_the_listing() -> 
     views.show_jobs(console, listing)
     table = console.export_text()
     assert "flowers" in table and "20261126T012657401001Z-bfe10346" in table
+
+
+def test_a_missing_data_key_on_s3_does_not_reveal_the_buckets_name(s3_service: Service) -> None:
+    answer = s3_service.train(proxy_event("/train", {"data_key": "data/missing.csv", "target_column": "y"}))
+    assert answer["statusCode"] == 404
+    message = body_of(answer)["message"]
+    assert "data/missing.csv" in message and "this service's bucket" in message
+    assert SEED_BUCKET not in message

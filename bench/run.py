@@ -231,6 +231,49 @@ def bench_warm(inference: Any, train: Any, s3: Any, quick: bool) -> list[Row]:
     return rows
 
 
+def bench_drift(inference: Any, quick: bool) -> list[Row]:
+    """Input drift costs a warm prediction little: the check alone, and a request with and without explain_drift.
+
+    The warm-latency rows above already include the drift check (every prediction makes it); these rows show
+    its share. Targets: the check stays a small part of the 1-row budget (150 us over the floor) and of a
+    10,000-row request.
+    """
+    from deployment_model.ml.drift import bounds_for
+
+    loaded = inference.cache.get("Model_ml")
+    bounds = bounds_for(loaded.name, loaded.version, loaded.metadata)
+    assert bounds is not None, "the benchmark's model was trained with drift statistics"
+    rows, context = [], Context()
+    rng = np.random.default_rng(1)
+    for n_rows, repeat in ((1, 300 if quick else 3000), (10_000, 20 if quick else 100)):
+        matrix = rng.uniform([0.1, 1.0], [2.5, 6.9], size=(n_rows, 2))
+        matrix[::10] *= 10  # one row in ten far outside iris
+        check = percentiles(timed(lambda m=matrix: bounds.out_of_range(m), repeat))
+        x_test = matrix.tolist()
+        plain = percentiles(timed(lambda x=x_test: inference.lambda_handler({"x_test": x}, context), repeat))
+        explained = percentiles(
+            timed(lambda x=x_test: inference.lambda_handler({"x_test": x, "explain_drift": True}, context), repeat)
+        )
+        label = f"{n_rows:,} row{'s' if n_rows > 1 else ''}"
+        if n_rows == 1:
+            target, met = "<= 15 us (10% of the 150 us budget)", check[0] <= 15e-6
+            value = f"{us(check[0])} / {us(check[1])}"
+        else:
+            target, met = "<= 5% of the request", check[0] <= 0.05 * plain[0]
+            value = f"{ms(check[0])} / {ms(check[1])} ({check[0] / plain[0]:.1%} of the request)"
+        rows.append(Row("input drift", f"{label}: the check alone", value, "", target, met))
+        rows.append(
+            Row(
+                "input drift",
+                f"{label}: direct call with explain_drift",
+                f"{us(explained[0])} / {us(explained[1])}",
+                f"without: {us(plain[0])} / {us(plain[1])}",
+                "report",
+            )
+        )
+    return rows
+
+
 def v2_event(proxy: dict[str, Any], matrix: np.ndarray) -> dict[str, Any]:
     """The same rows as an Open Inference Protocol request (flat row-major data), through API Gateway."""
     tensor = {"name": "input-0", "shape": list(matrix.shape), "datatype": "FP64", "data": matrix.ravel().tolist()}
@@ -397,6 +440,7 @@ def main() -> None:
 
         rows = bench_training(train, s3, args.quick)
         rows += bench_warm(inference, train, s3, args.quick)
+        rows += bench_drift(inference, args.quick)
         rows += bench_warm_per_estimator(inference, train, lambda name: scikit_learn_objects(train, name), args.quick)
         rows += bench_cold_start(endpoint, train, s3, args.quick)
         rows += bench_local_server(args.quick)

@@ -168,6 +168,9 @@ class PredictRequest(_Request):
         default=None, description="Must name the scaler trained with the model; omitted: that scaler."
     )
     model_version: PinnedVersion | None = Field(default=None, description="Pin a published version; omitted: latest.")
+    explain_drift: bool = Field(
+        default=False, strict=True, description="Also answer out_of_range: per row, outside the training range?"
+    )
 
 
 class TrainRequest(_Request):
@@ -262,6 +265,11 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     rows: int
+    out_of_range: list[bool] | None = Field(
+        default=None,
+        description="Only with explain_drift: per row, whether a feature lies outside the version's training range "
+        "(README, Observability); null for versions trained before drift statistics were recorded.",
+    )
 
 
 class ErrorDetail(BaseModel):

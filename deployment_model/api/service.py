@@ -264,10 +264,18 @@ def entry_point(
         clear_state=True,
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
-    def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    def handle_and_publish(event: Any, context: LambdaContext) -> dict[str, Any]:
         if sqs_handler is not None and is_sqs_event(event):
             return sqs_handler(event, context)
         return handle_event(app, event, context, direct_path)
+
+    def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+        try:
+            return handle_and_publish(event, context)
+        finally:
+            # Powertools keeps unpublished metrics while POWERTOOLS_METRICS_DISABLED is set (the local server):
+            # without this they would pile up in a long-lived process and leak into later invocations.
+            metrics.clear_metrics()
 
     gc.freeze()
     return lambda_handler

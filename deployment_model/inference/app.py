@@ -19,8 +19,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from deployment_model.api.drift_metrics import record_drift
 from deployment_model.api.jobs import register_job_routes
 from deployment_model.api.registry_schemas import History, ModelDetail, ModelsPage, VersionDetail
+from deployment_model.api.report_page import REPORT_ROUTE_DOCS, report_response
 from deployment_model.api.schemas import Name, PredictRequest, PredictResponse, Version
 from deployment_model.api.service import (
     ApiError,
@@ -110,8 +112,12 @@ def predict_route(request: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
         )
     rows = request.x_test.matrix
     prediction = loaded.predict(rows)
+    out_of_range = record_drift(loaded, rows)
     metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(rows))
-    return _prediction_response(loaded, prediction, request.x_test.single_row)
+    response = _prediction_response(loaded, prediction, request.x_test.single_row)
+    if request.explain_drift:
+        response["out_of_range"] = out_of_range
+    return response
 
 
 def _prediction_response(loaded: OnnxModel, prediction: Prediction, single_row: bool) -> dict[str, Any]:
@@ -187,6 +193,15 @@ def model_history(
 ) -> History:
     page = registry.history(name, limit=limit, next_token=next_token)
     return History.model_validate({"name": name, "events": page.items, "next_token": page.next_token})
+
+
+@app.get("/models/<name>/versions/<version>/report", **REPORT_ROUTE_DOCS)
+def version_report(
+    name: ModelName,
+    version: ModelVersion,
+    format: Annotated[str | None, Query(description="html (default) or json")] = None,
+) -> Response[str]:
+    return report_response(registry, name, version, format)
 
 
 v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=lambda: app.lambda_context.aws_request_id)

@@ -64,6 +64,16 @@ PARALLEL_FROM_ROWS = 10_000  # below this, threads cost more than they save
 REFIT_FITS = 2  # the final refit on all training rows costs about 1.5 fold fits: counted as 2
 
 
+@dataclass(frozen=True)
+class Split:
+    """The stratified train / held-out split a run used, kept so its report scores the same rows."""
+
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+
+
 @dataclass
 class TrainedModel:
     """What a training run produces: everything the store saves and the response reports."""
@@ -86,6 +96,8 @@ class TrainedModel:
     # The raw rows of the split, for checking an export against the model (ml/onnx_artifact.py); not metadata.
     training_rows: np.ndarray | None = field(default=None, repr=False)
     held_out_rows: np.ndarray | None = field(default=None, repr=False)
+    cv_scores: dict[str, float] = field(default_factory=dict)  # each candidate's best mean CV f1_macro
+    split: Split | None = None  # not in the summary: the report reads it
 
     def summary(self) -> dict[str, Any]:
         """The JSON-safe facts of this run: recorded in the version's metadata (the response shows most)."""
@@ -147,6 +159,7 @@ def train_model(
 
     best: tuple[float, str, BaseEstimator, dict[str, Any]] | None = None
     scores: dict[str, float] = {}
+    cv_scores: dict[str, float] = {}
     for name, grid in grids.items():
         budget.check(f"before fitting candidate {name!r}")
         grid = {key: list(values) for key, values in grid.items()}
@@ -171,6 +184,7 @@ def train_model(
                 "choose other parameter values or another candidate"
             ) from None
         scores[name] = held_out
+        cv_scores[name] = float(search.best_score_)
         if best is None or held_out > best[0]:  # strictly greater: the first candidate wins a tie
             best = (held_out, name, search.best_estimator_, dict(search.best_params_))
         if on_candidate_done is not None:
@@ -208,6 +222,8 @@ def train_model(
         training_data_sha256=dataset.sha256,
         training_data_etag=dataset.etag,
         input_limits=input_limits,
+        cv_scores=cv_scores,
+        split=Split(x_train, x_test, y_train, y_test),
         training_rows=x_train,
         held_out_rows=x_test,
     )

@@ -36,6 +36,7 @@ from deployment_model.ml.budget import Budget, TrainingTooLongError
 from deployment_model.ml.datasets import Dataset, DataTooLargeError, check_csv_size, max_csv_bytes
 from deployment_model.ml.onnx_artifact import OnnxConversionError, onnx_artifact_for_version, onnx_artifact_of
 from deployment_model.ml.onnx_model import ONNX_KIND, OnnxModelError, OnnxUnavailableError, load_stored_version
+from deployment_model.ml.report_build import build_report
 from deployment_model.ml.training import TrainingError, csv_dataset, iris_dataset, resolve_grids, train_model
 from deployment_model.storage.jobs import JobStore
 from deployment_model.storage.publishing import publish_trained_version
@@ -109,10 +110,13 @@ def train_flow(request: TrainRequest, on_candidate_done: ProgressCallback | None
     onnx = onnx_artifact_of(trained)  # exported and verified against scikit-learn, or a 422 and nothing stored
     summary = trained.summary()
     name, scaler_name = request.filename_model, request.filename_scaler
+    report = build_report(dataset, trained)
     artifacts = model_artifacts(name, scaler_name, trained.model, trained.scaler)  # joblib: the system of record
     artifacts[ONNX_KIND] = (f"{name}.onnx", onnx.data)  # what the inference function serves
     metadata = registry.create_version(
-        name, artifacts, {**model_metadata(summary, scaler_name), ONNX_KIND: onnx.details}
+        name,
+        {**artifacts, **report.artifacts},
+        {**model_metadata(summary, scaler_name), ONNX_KIND: onnx.details, "report": report.metadata},
     )
     decision = publish_trained_version(registry, metadata, request.publish, request.min_f1_macro, _request_id())
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=trained.duration_seconds)

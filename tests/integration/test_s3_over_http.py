@@ -28,4 +28,7 @@ def test_train_and_predict_through_an_s3_compatible_endpoint(moto_server: Any, m
         f"models/Model_ml/versions/{version}/scaler/scaler.joblib",
         f"models/Model_ml/versions/{version}/onnx/Model_ml.onnx",
         f"models/Model_ml/versions/{version}/metadata.json",
+        f"models/Model_ml/versions/{version}/report/report.json",
+        f"models/Model_ml/versions/{version}/report_confusion_matrix/report-confusion-matrix.png",
+        f"models/Model_ml/versions/{version}/report_decision_regions/report-decision-regions.png",
     }

@@ -138,6 +138,10 @@ def test_train_then_predict_through_both_images(tmp_path: Path, s3_endpoint: str
         assert proxied["statusCode"] == 200
         assert json.loads(proxied["body"])["result"] == ["Not virginica", "virginica", "Not virginica", "virginica"]
         assert inference.invoke({"x_test": [1, 2], "name_bucket": "elsewhere"})["statusCode"] == 403
+        path = f"/models/Model_ml/versions/{answer['model_version']}/report"  # drawn by train, served here
+        report_event = {**load_event("api_predict.json"), "httpMethod": "GET", "path": path, "resource": path}
+        page = inference.invoke({**report_event, "body": None})
+        assert page["statusCode"] == 200 and page["body"].count('src="data:image/png;base64,') == 2
 
 
 TRAINING_ONLY = ("pandas", "sklearn", "scipy", "joblib", "threadpoolctl", "skl2onnx", "onnx")
@@ -166,6 +170,9 @@ def test_the_inference_image_carries_no_training_library_and_no_training_code(tm
     } <= copied
     assert not {"ml/training.py", "ml/onnx_export.py", "ml/onnx_verify.py", "ml/onnx_artifact.py"} & copied
     assert not any(p.startswith(("local/", "train/")) for p in copied)
+    # The report page and drift check are served; the report is drawn (matplotlib) only at training.
+    assert {"ml/drift.py", "ml/report.py", "api/report_page.py"} <= copied
+    assert not {"ml/report_images.py", "ml/report_build.py"} & copied
 
 
 def test_the_train_image_runs_a_queued_job_from_an_sqs_event_once(tmp_path: Path, s3_endpoint: str) -> None:

@@ -22,6 +22,7 @@ ROUTES = {
     ("/models/{name}/publish", "post"): "TrainFunction",
     ("/models/{name}/versions/{version}", "delete"): "TrainFunction",
     ("/models/{name}", "delete"): "TrainFunction",
+    ("/models/{name}/versions/{version}/report", "get"): "InferenceFunction",
     ("/models/{name}/versions/{version}/export", "post"): "TrainFunction",
     ("/train/jobs", "get"): "InferenceFunction",  # job status reads (test_jobs_stack.py)
     ("/train/jobs/{job_id}", "get"): "InferenceFunction",

@@ -455,9 +455,11 @@ def _write_predictions(
                 writer.write(answer)
                 written += answer["rows"]
         except ClientError as error:
+            if isinstance(error, ServiceError) and error.code == "response_too_large":  # say how, in CLI terms
+                error = ClientError(f"{error}: pass --batch-rows with at most that many rows")
             if written:  # say what the partial output holds
                 raise ClientError(f"stopped after {written:,} rows were written: {error}") from None
-            raise
+            raise error from None
         writer.close()
 
 

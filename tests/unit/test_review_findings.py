@@ -111,3 +111,26 @@ def test_a_missing_data_key_on_s3_does_not_reveal_the_buckets_name(s3_service: S
     message = body_of(answer)["message"]
     assert "data/missing.csv" in message and "this service's bucket" in message
     assert SEED_BUCKET not in message
+
+
+def test_a_csv_whose_answers_are_too_large_tells_the_cli_user_which_option_to_use(
+    local_service: Service, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from deployment_model.local.cli import main
+
+    store = Path(os.environ["MODEL_STORE_DIR"])
+    (store / "data").mkdir(parents=True, exist_ok=True)
+    lines = ["a,b,y"] + [f"{c + i / 10},{c * 2 - i / 10},{c:03d}{'L' * 197}" for c in range(100) for i in range(6)]
+    (store / "data" / "many.csv").write_text("\n".join(lines) + "\n")
+    trained = local_service.train(
+        {"filename_model": "many", "data_key": "data/many.csv", "target_column": "y", "candidates": ["knn"]}
+    )
+    assert trained["statusCode"] == 200
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n" + "".join(f"{i % 100},{i % 100 * 2}\n" for i in range(10_000)))
+    capsys.readouterr()
+    assert main(["--store-dir", str(store), "predict", "--csv", str(rows), "--model", "many"]) == 1
+    error = capsys.readouterr().err
+    assert "at most 2285 rows fit" in error and "--batch-rows" in error

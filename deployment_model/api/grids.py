@@ -85,7 +85,7 @@ MaxFeatures = Annotated[
 class _Grid(BaseModel):
     """A candidate's grid: each parameter given lists the values to try; the others keep scikit-learn's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built at first use: train only
 
     def grid(self) -> dict[str, list[Any]]:
         return self.model_dump(exclude_none=True)
@@ -151,7 +151,7 @@ def _names_or_grids(value: Any) -> Any:
 class CandidateGrids(BaseModel):
     """The chosen candidates in the request's order (the earlier wins a tie); null: that candidate's default grid."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built at first use: train only
 
     knn: KnnGrid | None = None
     sgd: SgdGrid | None = None

@@ -174,6 +174,8 @@ class PredictRequest(_Request):
 
 
 class TrainRequest(_Request):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built at first use: train only
+
     filename_model: Name = Field(default=DEFAULT_MODEL_NAME, description="Name to publish the model under.")
     filename_scaler: Name = Field(default=DEFAULT_SCALER_NAME, description="Name of the scaler artifact.")
     data_key: DataKey | None = Field(

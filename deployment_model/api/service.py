@@ -15,7 +15,9 @@ Operations are declared on Powertools' REST resolver, which generates the OpenAP
 other route (validation errors become our 400s) and everything that matches no route (404, 405, CORS
 preflight). A request that matches an operation is validated with the operation's pydantic model and handed
 straight to it: Powertools' per-request middleware chain costs about 200 microseconds a call (see
-docs/performance.md), more than our whole budget for a warm prediction.
+docs/performance.md), more than our whole budget for a warm prediction. Routes with path parameters can take
+the same short path (`@app.short_path(method, path)`): their path values are validated with their annotations,
+then the function runs, with Powertools' error handling (and a protocol's error shape) as on any route.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
+from itertools import chain, repeat
 from types import MappingProxyType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -37,12 +40,13 @@ import numpy as np
 import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from deployment_model.api import errors
 from deployment_model.api.errors import (  # re-exported: the handlers import the API layer from here
@@ -63,6 +67,7 @@ __all__ = ["ApiError", "ServiceApp", "check_bucket", "entry_point", "register_er
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-service")
 MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 API_KEY_HEADER = "x-api-key"  # what the deployed API enforces (template.yaml: Auth.ApiKeyRequired)
+_API_KEY_SCHEME = {"type": "apiKey", "name": API_KEY_HEADER, "in": "header"}  # OpenAPI's security scheme object
 
 logger = Logger(service=SERVICE_NAME)
 # Powertools' routing logs each route's arguments (path and query values) at DEBUG: not a client's values.
@@ -122,6 +127,14 @@ class Operation:
     function: Callable[[Any], BaseModel | dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class ShortPath:
+    """A route answered without Powertools' per-request middleware: its path parameters' validators, its function."""
+
+    parameters: dict[str, TypeAdapter[Any]]
+    function: Callable[..., Any]
+
+
 class ServiceApp(APIGatewayRestResolver):
     """Powertools' REST resolver for declaring routes and answering what matches none; see the module doc."""
 
@@ -134,13 +147,17 @@ class ServiceApp(APIGatewayRestResolver):
             json_body_deserializer=orjson.loads,  # bounded nesting; its JSONDecodeError is json's, a 400
         )
         self.operations: dict[str, Operation] = {}
+        self.short_paths: dict[tuple[str, str], ShortPath] = {}  # (method, declared path): the route's short path
         # Paths under these prefixes speak another protocol, whose error bodies have their own shape (v2).
         self.error_shapes: dict[str, Callable[[Answer], Answer]] = {}
         self.exception_handler(Exception)(self._answer_exception)
         self.exception_handler(RequestValidationError)(self._answer_invalid_parameters)
         self.not_found(self._answer_not_found)
         self.configure_openapi(
-            security_schemes={"ApiKey": APIKey(name=API_KEY_HEADER, in_=APIKeyIn.header)}, security=[{"ApiKey": []}]
+            # As plain JSON, validated when the document is generated: importing Powertools' OpenAPI models
+            # (about 80 ms of pydantic class building) is left to the one that needs them, not every cold start.
+            security_schemes={"ApiKey": _API_KEY_SCHEME},  # type: ignore[dict-item]
+            security=[{"ApiKey": []}],
         )
 
     def operation(
@@ -159,6 +176,59 @@ class ServiceApp(APIGatewayRestResolver):
             return self.post(path, operation_id=name, **openapi)(function)
 
         return register
+
+    def short_path(self, method: str, path: str, **openapi: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare `method path` as Powertools' app.route does (docs, 404/405, CORS preflight), and answer its
+        requests on the short path: each path parameter validated with its annotation, then the function.
+
+        The function takes path parameters only (declared <name> in the path); it reads anything else from
+        app.current_event, as on any Powertools route, and returns a Response (or a JSON-able body).
+        """
+
+        def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            declared = self.route(path, method, **openapi)(function)
+            hints = {k: h for k, h in get_type_hints(function, include_extras=True).items() if k != "return"}
+            if set(hints) != set(re.findall(r"<(\w+)>", path)):
+                raise TypeError(f"{function.__name__}: a short-path route takes exactly its path's parameters")
+            self.short_paths[(method.upper(), path)] = ShortPath(
+                {k: TypeAdapter(h) for k, h in hints.items()}, function
+            )
+            return declared
+
+        return register
+
+    def matched_short_path(self, method: str, path: str) -> tuple[ShortPath, dict[str, str]] | None:
+        """The short path of the route Powertools would match (the first declared that matches), with its path
+        values; None when that route has no short path, or no route matches."""
+        for route in self._static_routes + self._dynamic_routes:
+            if route.method == method and (match := route.rule.match(path)):
+                short = self.short_paths.get((method, route.path))
+                return (short, match.groupdict()) if short else None
+        return None
+
+    def call_short_path(
+        self, short: ShortPath, values: dict[str, str], event: dict[str, Any], context: LambdaContext
+    ) -> tuple[int, str, dict[str, Any]]:
+        """Validate the path values and run the route's function: (status, JSON text, headers); never raises."""
+        path, arguments, issues = event["path"], {}, []
+        for name, validator in short.parameters.items():
+            try:
+                arguments[name] = validator.validate_python(values[name])
+            except ValidationError as exc:  # located as Powertools locates a path parameter
+                errors_found = exc.errors(include_url=False, include_input=False)
+                issues += [{**issue, "loc": ("path", name, *issue["loc"])} for issue in errors_found]
+        if issues:
+            return _text_answer(self.shaped_error(path, validation_answer(issues)))
+        # Where Powertools' resolve() puts them (class attributes, which its routers and later requests read).
+        BaseRouter.current_event, BaseRouter.lambda_context = APIGatewayProxyEvent(event), context
+        try:
+            result = short.function(**arguments)
+        except Exception as exc:
+            return _text_answer(self.shaped_error(path, answer_for(exc, context.aws_request_id)))
+        if not isinstance(result, Response):
+            result = _response(200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {})
+        body = result.body if isinstance(result.body, str) else _serialize(result.body)
+        return result.status_code, body, {"Content-Type": result.content_type, **(result.headers or {})}
 
     def call(self, operation: Operation, payload: Any, request_id: str) -> Answer:
         """Validate the payload with the operation's model and run it; every outcome becomes an answer."""
@@ -330,8 +400,12 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
     try:
         method, path = method_and_path(event)
         operation = app.operations.get(path) if method == "POST" else None
-        if operation is None:  # other routes, 404, 405 or a CORS preflight
-            return app.resolve(powertools_event(event, method, path), context)
+        if operation is None:
+            checked = checked_event(event, method, path)
+            short_path = app.matched_short_path(method, path)
+            if short_path is None:  # other routes, 404, 405 or a CORS preflight
+                return app.resolve(powertools_event(checked), context)
+            return _proxy_text(app, event, *app.call_short_path(*short_path, checked, context))
         payload = orjson.loads(plain_body(event))
     except ApiError as exc:
         answer = app.shaped_error(path, error_answer(exc.status, exc.code, exc.message))
@@ -343,12 +417,23 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
 
 
 def _proxy_response(app: ServiceApp, event: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
+    return _proxy_text(app, event, *_text_answer(answer))
+
+
+def _text_answer(answer: Answer) -> tuple[int, str, dict[str, Any]]:
     status, body, headers = answer
+    return status, _serialize(body), headers
+
+
+def _proxy_text(
+    app: ServiceApp, event: Mapping[str, Any], status: int, body: str, headers: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The proxy response: a JSON body already serialized, headers as lists (a header may already be one)."""
     all_headers = {"Content-Type": content_types.APPLICATION_JSON, **app.cors_headers(event), **headers}
     return {
         "statusCode": status,
-        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
-        "body": _serialize(body),
+        "multiValueHeaders": {k: v if isinstance(v, list) else [v] for k, v in all_headers.items()},
+        "body": body,
         "isBase64Encoded": False,
     }
 
@@ -380,18 +465,21 @@ _EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list o
 _BASE64_FLAGS = {True: True, False: False, None: False, "true": True, "false": False}
 
 
-def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
-    """The event for Powertools' routing: its shape checked (a malformed one is a 400 naming the field), the
-    body decoded as for an operation, and a JSON Content-Type (the API reads bodies as JSON whatever
-    Content-Type says, on every route)."""
+def _holds_only(values: Any, kind: type) -> bool:
+    """Whether every value is a str (kind str), or a list of str (kind list): C-level passes, no Python loop."""
+    if not all(map(isinstance, values, repeat(kind))):
+        return False
+    return kind is str or all(map(isinstance, chain.from_iterable(values), repeat(str)))
+
+
+def checked_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The event a route is given: its shape checked (a malformed one is a 400 naming the field), its method and
+    path as matched, and its body decoded as for an operation (or left as sent, see below)."""
     for field, strings in _EVENT_MAPPINGS.items():
         value = event.get(field)
         if value is None:
             continue
-        if not isinstance(value, dict) or not all(
-            isinstance(v, str) if strings else isinstance(v, list) and all(isinstance(i, str) for i in v)
-            for v in value.values()
-        ):
+        if not isinstance(value, dict) or not _holds_only(value.values(), str if strings else list):
             raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
     request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
@@ -404,16 +492,19 @@ def powertools_event(event: Mapping[str, Any], method: str, path: str) -> dict[s
         # Left as sent: the route reads it with plain_body() and answers in its own terms (e.g. a v2 client's
         # binary tensors are named as such, not as "not UTF-8").
         body, base64_encoded = event.get("body"), bool(event.get("isBase64Encoded"))
+    return {**event, "httpMethod": method, "path": path, "body": body, "isBase64Encoded": base64_encoded}
+
+
+def powertools_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A checked event (checked_event) for Powertools' routing: with a JSON Content-Type (the API reads bodies
+    as JSON whatever Content-Type says, on every route) and the request context Powertools reads."""
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    path, request_context = event["path"], event.get("requestContext")
     return {
         **event,
-        "httpMethod": method,
-        "path": path,
         "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
         "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
-        "body": body,
-        "isBase64Encoded": base64_encoded,
         # Powertools reads the stage and path from here; a hand-written event may have none.
         "requestContext": {"stage": "", "path": path, **(request_context or {})},
     }

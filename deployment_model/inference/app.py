@@ -253,12 +253,16 @@ def v2_model_version_ready(name: V2ModelName, version: V2ModelVersion) -> Respon
     return v2.model_ready(name, version)
 
 
-@app.post("/v2/models/<name>/infer", **infer_docs("Infer with the latest version (Open Inference Protocol)"))
+# Infer takes the short path /predict takes (api/service.py): no Powertools middleware per request.
+@app.short_path(
+    "POST", "/v2/models/<name>/infer", **infer_docs("Infer with the latest version (Open Inference Protocol)")
+)
 def v2_infer(name: V2ModelName) -> Response[str]:
     return v2.infer(app.current_event.raw_event, name)
 
 
-@app.post(
+@app.short_path(
+    "POST",
     "/v2/models/<name>/versions/<version>/infer",
     **infer_docs("Infer with a pinned version (Open Inference Protocol)"),
 )

@@ -46,7 +46,9 @@ from deployment_model.ml.onnx_model import (
 TARGET_OPSET = {"": 21, "ai.onnx.ml": 3}
 INPUT_NAME = "rows"
 # A KNN graph holds a few (rows x training points) double arrays: run at most this many elements at once.
-MAX_ELEMENTS_PER_RUN = 2_000_000
+# 65,536 doubles (512 KiB) stay in a core's cache: measured 10-20% faster than one run of 10,000 rows x 105
+# points (1 million elements) for the seed's KNN, and it bounds memory for large models as well.
+MAX_ELEMENTS_PER_RUN = 65_536
 _KNN_METRICS = {  # scikit-learn's metric name -> (per-feature term, combine, reduced -> true distance)
     "euclidean": ("square", "add", "sqrt"),
     "l2": ("square", "add", "sqrt"),

@@ -277,7 +277,7 @@ def test_large_knn_batches_run_in_chunks_with_the_same_answers(seed_split, monke
     whole = load_onnx_model(data := export_onnx(scaler, knn, 2), metadata_for(dataset, data))
     monkeypatch.setattr(onnx_export, "MAX_ELEMENTS_PER_RUN", 7 * len(x_train))
     chunked = load_onnx_model(data := export_onnx(scaler, knn, 2), metadata_for(dataset, data))
-    assert (chunked.rows_per_run, whole.rows_per_run) == (7, 2_000_000 // len(x_train))
+    assert (chunked.rows_per_run, whole.rows_per_run) == (7, 65_536 // len(x_train))
     a, b = whole.predict(rows), chunked.predict(rows)
     assert a.labels == b.labels and np.array_equal(a.probabilities, b.probabilities)
 

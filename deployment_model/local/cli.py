@@ -212,7 +212,8 @@ def train(
         if settings(ctx).json:
             click.echo(json.dumps(answer, indent=2))
         else:
-            click.echo(f"queued job {answer['job_id']}; follow it with: {PROG} jobs show {answer['job_id']} --wait")
+            click.echo(answer["job_id"])  # alone on stdout, so that a script can capture it
+            click.echo(f"queued; follow it with: {PROG} jobs show {answer['job_id']} --wait", err=True)
         return
     _finish_job(ctx, _wait_for_job(client, answer["job_id"], poll_seconds), result_only=True)
 

@@ -134,3 +134,36 @@ def test_a_csv_whose_answers_are_too_large_tells_the_cli_user_which_option_to_us
     assert main(["--store-dir", str(store), "predict", "--csv", str(rows), "--model", "many"]) == 1
     error = capsys.readouterr().err
     assert "at most 2285 rows fit" in error and "--batch-rows" in error
+
+
+def test_an_empty_report_format_is_a_400_naming_the_accepted_ones(local_service: Service) -> None:
+    version = local_service.train({})["model_version"]
+    event = proxy_event(f"/models/Model_ml/versions/{version}/report", method="GET")
+    event.update(body=None, queryStringParameters={"format": ""}, multiValueQueryStringParameters={"format": [""]})
+    answer = local_service.predict(event)
+    assert answer["statusCode"] == 400 and "format" in body_of(answer)["message"]
+
+
+def test_train_async_prints_only_the_job_id_so_a_script_can_capture_it(
+    local_service: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from deployment_model.local.cli import main
+
+    assert main(["--store-dir", os.environ["MODEL_STORE_DIR"], "train", "--async", "--candidates", "sgd"]) == 0
+    captured = capsys.readouterr()
+    job_id = captured.out.strip()
+    assert job_id and "\n" not in job_id and " " not in job_id
+    assert body_of(local_service.predict(proxy_event(f"/train/jobs/{job_id}", method="GET")))["job_id"] == job_id
+    assert "jobs show" in captured.err  # the hint for a person goes to stderr
+
+
+def test_a_job_queued_by_the_prefer_header_records_that_it_was_asynchronous(local_service: Service) -> None:
+    event = proxy_event("/train", {"candidates": ["sgd"]})
+    event["headers"] = {**event["headers"], "Prefer": "respond-async"}
+    event["multiValueHeaders"] = {**event["multiValueHeaders"], "Prefer": ["respond-async"]}
+    answer = local_service.train(event)
+    assert answer["statusCode"] == 202
+    job = body_of(local_service.predict(proxy_event(f"/train/jobs/{body_of(answer)['job_id']}", method="GET")))
+    assert job["request"]["async"] is True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from deployment_model.api.service import is_api_gateway_event
+from deployment_model.api.events import is_api_gateway_event
 from deployment_model.ml.budget import Budget, Clock
 
 API_GATEWAY_TIMEOUT_SECONDS = 29.0
@@ -40,3 +40,12 @@ def _waited_at_api_gateway(event: dict[str, Any], wall_clock: Clock) -> float:
         return 0.0
     waited = wall_clock() - received / 1000
     return waited if 0 <= waited <= API_GATEWAY_TIMEOUT_SECONDS else 0.0
+
+
+def storage_seconds(event: Any, context: Any) -> float | None:
+    """How long storage calls may take in all: until the function's time, or API Gateway's 29 s, runs out."""
+    remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = remaining_millis() / 1000 if remaining_millis else None
+    if is_api_gateway_event(event):
+        seconds = API_GATEWAY_TIMEOUT_SECONDS if seconds is None else min(seconds, API_GATEWAY_TIMEOUT_SECONDS)
+    return seconds

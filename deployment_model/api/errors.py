@@ -33,6 +33,8 @@ from deployment_model.storage.registry import (
 
 RETRY_AFTER_SECONDS = 5
 MAX_ERROR_DETAILS = 10  # field errors listed in one answer; the message gives the total
+# A domain error's message may quote what the client sent (a name, a version, a job id): bounded as a whole.
+MAX_DOMAIN_MESSAGE_CHARS = 1_000
 MAX_QUOTED_CHARS = 80  # of anything the client sent (a field name, a path, a method) quoted in a message
 MAX_DETAIL_CHARS = 300  # of one field's message
 
@@ -99,7 +101,7 @@ def answer_for(exc: Exception, request_id: str, logger: Logger) -> Answer:
             status, code = _ERROR_STATUS[exc_class]
             if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 logger.warning("request failed on a dependency", extra={"error": code, "reason": str(exc)})
-            return error_answer(status, code, str(exc))
+            return error_answer(status, code, quoted(exc, MAX_DOMAIN_MESSAGE_CHARS))
     logger.error("unhandled error", extra=bug_report(exc))
     message = f"internal error; quote request id {request_id} when reporting it"
     return error_answer(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", message)

@@ -80,7 +80,7 @@ def load_report(registry: ModelRegistry, name: str, version: str) -> VersionRepo
 def report_response(registry: ModelRegistry, name: str, version: str, format: str | None) -> Response:
     """The route's answer: the HTML page, or the numbers with ?format=json (name and version are checked by
     the route's parameter types)."""
-    chosen = format or "html"
+    chosen = "html" if format is None else format
     if chosen not in FORMATS:
         raise ApiError(
             HTTPStatus.BAD_REQUEST,

@@ -122,12 +122,18 @@ DataKey = Annotated[
         "without '..'",
     ),
 ]
+_VERSION_FIELD = Field(strict=True, json_schema_extra={"pattern": VERSION_PATTERN.pattern})
+_VERSION_EXAMPLE = "20261124T123456123456Z-1a2b3c4d"
 Version = Annotated[
     str,
-    Field(strict=True, json_schema_extra={"pattern": VERSION_PATTERN.pattern}),
+    _VERSION_FIELD,
+    _matching(VERSION_PATTERN, f"must be a version id such as {_VERSION_EXAMPLE} (a train response's model_version)"),
+]
+PinnedVersion = Annotated[  # predict's model_version, where leaving it out means the latest
+    str,
+    _VERSION_FIELD,
     _matching(
-        VERSION_PATTERN,
-        "must be a published version such as 20261124T123456123456Z-1a2b3c4d; omit model_version for the latest",
+        VERSION_PATTERN, f"must be a published version such as {_VERSION_EXAMPLE}; omit model_version for the latest"
     ),
 ]
 ColumnName = Annotated[str, Field(min_length=1, max_length=256, strict=True)]
@@ -161,7 +167,7 @@ class PredictRequest(_Request):
     filename_scaler: Name | None = Field(
         default=None, description="Must name the scaler trained with the model; omitted: that scaler."
     )
-    model_version: Version | None = Field(default=None, description="Pin a published version; omitted: latest.")
+    model_version: PinnedVersion | None = Field(default=None, description="Pin a published version; omitted: latest.")
     explain_drift: bool = Field(
         default=False, strict=True, description="Also answer out_of_range: per row, outside the training range?"
     )

@@ -1,4 +1,4 @@
-"""The HTTP layer both functions share: operations, routing, events, and the Lambda entry point.
+"""The HTTP layer both functions share: operations, routing, and the Lambda entry point.
 
 A handler declares its operation with `@app.operation(path)` (or any route with Powertools' own app.get /
 app.post / app.delete, path parameters as <name>) and gets its `lambda_handler` from `entry_point()`.
@@ -9,7 +9,7 @@ fields at the top level, as the seed did. Either way: the same pydantic validati
 
 Every route is matched the same way: a trailing slash names the same route (as API Gateway's REST APIs and
 Powertools' REST resolver already treat it), a method in any case (`post` is POST); a body is read as JSON
-whatever Content-Type says, and a malformed event is a 400 naming its field, never a 500.
+whatever Content-Type says, and a malformed event is a 400 naming its field, never a 500 (api/events.py).
 
 Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
 other route (validation errors become our 400s) and everything that matches no route (404, 405, CORS
@@ -22,8 +22,6 @@ then the function runs, with Powertools' error handling (and a protocol's error 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gc
 import logging
 import os
@@ -32,7 +30,6 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from http import HTTPStatus
-from itertools import chain, repeat
 from types import MappingProxyType
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -49,6 +46,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from deployment_model.api import errors
+from deployment_model.api.deadlines import storage_seconds
 from deployment_model.api.errors import (  # re-exported: the handlers import the API layer from here
     Answer,
     ApiError,
@@ -59,13 +57,21 @@ from deployment_model.api.errors import (  # re-exported: the handlers import th
     route_not_found_answer,
     validation_answer,
 )
+from deployment_model.api.events import (
+    NOT_UTF8,
+    checked_event,
+    is_api_gateway_event,
+    is_sqs_event,
+    method_and_path,
+    plain_body,
+    powertools_event,
+)
 from deployment_model.api.schemas import ErrorResponse
 from deployment_model.storage.deadline import storage_deadline
 
 __all__ = ["ApiError", "ServiceApp", "check_bucket", "entry_point", "register_error", "route_responses"]
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-service")
-MAX_BODY_BYTES = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 API_KEY_HEADER = "x-api-key"  # what the deployed API enforces (template.yaml: Auth.ApiKeyRequired)
 _API_KEY_SCHEME = {"type": "apiKey", "name": API_KEY_HEADER, "in": "header"}  # OpenAPI's security scheme object
 
@@ -144,6 +150,7 @@ class ServiceApp(APIGatewayRestResolver):
             cors=CORSConfig(allow_origin=origin, allow_headers=["X-Api-Key"], max_age=600) if origin else None,
             enable_validation=True,
             serializer=_serialize,
+            json_body_deserializer=orjson.loads,  # bounded nesting; its JSONDecodeError is json's, a 400
         )
         self.operations: dict[str, Operation] = {}
         self.short_paths: dict[tuple[str, str], ShortPath] = {}  # (method, declared path): the route's short path
@@ -238,7 +245,9 @@ class ServiceApp(APIGatewayRestResolver):
             result = operation.function(request)
         except ValidationError as exc:
             issues = exc.errors(include_url=False, include_input=False)
-            return validation_answer(issues, list(operation.request_model.model_fields))
+            return validation_answer(
+                issues, [field.alias or name for name, field in operation.request_model.model_fields.items()]
+            )
         except Exception as exc:
             return answer_for(exc, request_id)
         if isinstance(result, Answered):
@@ -289,6 +298,8 @@ class ServiceApp(APIGatewayRestResolver):
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
             answer = validation_answer(exc.errors())
+        elif isinstance(exc, UnicodeDecodeError) and self.current_event.is_base64_encoded:  # Powertools' decoding
+            answer = error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", NOT_UTF8.format(exc.start))
         else:
             answer = answer_for(exc, self.lambda_context.aws_request_id)
         return _response(*self.shaped_error(self.current_event.path, answer))
@@ -346,26 +357,13 @@ def entry_point(
     return lambda_handler
 
 
-def is_api_gateway_event(event: Any) -> bool:
-    return isinstance(event, dict) and ("httpMethod" in event or "requestContext" in event)
-
-
-def is_sqs_event(event: Any) -> bool:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return (
-        bool(records)
-        and isinstance(records, list)
-        and all(isinstance(record, dict) and record.get("eventSource") == "aws:sqs" for record in records)
-    )
-
-
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:
     """Answer an API Gateway event or a direct invocation; never lets an exception escape."""
     # A request allocates many small objects (a list per row) and makes no reference cycles worth chasing
     # mid-call: the garbage collector waits until the answer is ready (about 3% of a 10,000-row predict).
     gc.disable()
     try:
-        with storage_deadline(_storage_seconds(event, context)):
+        with storage_deadline(storage_seconds(event, context)):
             if is_api_gateway_event(event):
                 current_event.set(event)
                 return _answer_proxy_event(app, event, context)
@@ -377,17 +375,6 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
         return {"statusCode": 500, "error": "internal_error", "message": "internal error"}
     finally:
         gc.enable()
-
-
-def _storage_seconds(event: Any, context: Any) -> float | None:
-    """How long storage calls may take in all: until the function's time, or API Gateway's 29 s, runs out."""
-    from deployment_model.api.deadlines import API_GATEWAY_TIMEOUT_SECONDS  # that module builds on this one
-
-    remaining_millis = getattr(context, "get_remaining_time_in_millis", None)
-    seconds = remaining_millis() / 1000 if remaining_millis else None
-    if is_api_gateway_event(event):
-        seconds = API_GATEWAY_TIMEOUT_SECONDS if seconds is None else min(seconds, API_GATEWAY_TIMEOUT_SECONDS)
-    return seconds
 
 
 def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -431,135 +418,6 @@ def _proxy_text(
         "body": body,
         "isBase64Encoded": False,
     }
-
-
-def _invalid_event(field: str, expected: str) -> ApiError:
-    message = f"not an API Gateway proxy event: {field} must be {expected}"
-    return ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message)
-
-
-def method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
-    """The route an event asks for, as every route is matched: the method in upper case (`post` is POST),
-    the path without a trailing slash (as API Gateway's REST APIs and Powertools' REST resolver treat it)."""
-    method, path = event.get("httpMethod"), event.get("path")
-    if not isinstance(method, str) or not method:
-        raise _invalid_event("httpMethod", "a method name such as POST")
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise _invalid_event("path", "a string starting with /")
-    return method.upper(), path.rstrip("/") or "/"
-
-
-_EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list of strings)
-    "headers": True,
-    "queryStringParameters": True,
-    "pathParameters": True,
-    "stageVariables": True,
-    "multiValueHeaders": False,
-    "multiValueQueryStringParameters": False,
-}
-_BASE64_FLAGS = {True: True, False: False, None: False, "true": True, "false": False}
-
-
-def _holds_only(values: Any, kind: type) -> bool:
-    """Whether every value is a str (kind str), or a list of str (kind list): C-level passes, no Python loop."""
-    if not all(map(isinstance, values, repeat(kind))):
-        return False
-    return kind is str or all(map(isinstance, chain.from_iterable(values), repeat(str)))
-
-
-def checked_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
-    """The event a route is given: its shape checked (a malformed one is a 400 naming the field), its method and
-    path as matched, and its body decoded as for an operation (or left as sent, see below)."""
-    for field, strings in _EVENT_MAPPINGS.items():
-        value = event.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, dict) or not _holds_only(value.values(), str if strings else list):
-            raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
-    request_context = event.get("requestContext")
-    if request_context is not None and not isinstance(request_context, dict):
-        raise _invalid_event("requestContext", "an object")
-    try:
-        body, base64_encoded = decoded_body(event), False
-    except ApiError:
-        if not isinstance(event.get("isBase64Encoded"), bool | None) or not isinstance(event.get("body"), str):
-            raise
-        # Left as sent: the route reads it with plain_body() and answers in its own terms (e.g. a v2 client's
-        # binary tensors are named as such, not as "not UTF-8").
-        body, base64_encoded = event.get("body"), bool(event.get("isBase64Encoded"))
-    return {**event, "httpMethod": method, "path": path, "body": body, "isBase64Encoded": base64_encoded}
-
-
-def powertools_event(event: dict[str, Any]) -> dict[str, Any]:
-    """A checked event (checked_event) for Powertools' routing: with a JSON Content-Type (the API reads bodies
-    as JSON whatever Content-Type says, on every route) and the request context Powertools reads."""
-    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
-    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
-    path, request_context = event["path"], event.get("requestContext")
-    return {
-        **event,
-        "headers": {**headers, "Content-Type": content_types.APPLICATION_JSON},
-        "multiValueHeaders": {**multi, "Content-Type": [content_types.APPLICATION_JSON]},
-        # Powertools reads the stage and path from here; a hand-written event may have none.
-        "requestContext": {"stage": "", "path": path, **(request_context or {})},
-    }
-
-
-def decoded_body(event: Mapping[str, Any]) -> str | None:
-    """The body as JSON text, or None: checked, its size bounded, base64-decoded when flagged so
-    (isBase64Encoded true or false, or the strings "true" / "false")."""
-    body, flag = event.get("body"), event.get("isBase64Encoded")
-    key = flag.lower() if isinstance(flag, str) else flag
-    if not isinstance(key, bool | str | None) or key not in _BASE64_FLAGS:
-        raise _invalid_event("isBase64Encoded", "true or false")
-    if body is not None and not isinstance(body, str):
-        raise _invalid_event("body", "a string (of JSON) or null")
-    if not body:
-        return None
-    base64_encoded = _BASE64_FLAGS[key]
-    limit = (MAX_BODY_BYTES + 2) // 3 * 4 if base64_encoded else MAX_BODY_BYTES
-    if len(body) > limit:
-        raise ApiError(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"request body is over {MAX_BODY_BYTES} bytes"
-        )
-    if not base64_encoded:
-        return body
-    try:
-        data = base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):  # not base64, or not even ASCII
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_request",
-            "request body is flagged isBase64Encoded but is not valid base64: send the JSON base64-encoded, "
-            "or send it as it is with isBase64Encoded false",
-        ) from None
-    return _json_text(data)
-
-
-def plain_body(event: Mapping[str, Any]) -> str:
-    """The JSON text of an operation's request body."""
-    body = decoded_body(event)
-    if body is None:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", "request body is missing: send a JSON object")
-    return body
-
-
-def _json_text(data: bytes) -> str:
-    """Bytes as JSON text, naming what they are when they are not: compressed, or not UTF-8."""
-    if data[:2] == b"\x1f\x8b":
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_request",
-            "request body is gzip-compressed: Content-Encoding is not supported; send uncompressed JSON",
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ApiError(
-            HTTPStatus.BAD_REQUEST,
-            "invalid_request",
-            f"request body is not UTF-8 (byte {exc.start} is not valid UTF-8): send a JSON object in UTF-8",
-        ) from None
 
 
 def _plain_json(body: dict[str, Any]) -> dict[str, Any]:

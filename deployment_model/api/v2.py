@@ -21,13 +21,13 @@ import orjson
 from aws_lambda_powertools.event_handler import Response, content_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from deployment_model.api.events import plain_body
 from deployment_model.api.schemas import MAX_FEATURES_PER_ROW, MAX_ROWS_PER_REQUEST, PredictRequest, TooManyRowsError
 from deployment_model.api.service import (
     SERVICE_NAME,
     Answer,
     ApiError,
     answer_for,
-    plain_body,
     validation_answer,
 )
 from deployment_model.ml.onnx_model import OnnxModel

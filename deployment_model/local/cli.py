@@ -212,7 +212,8 @@ def train(
         if settings(ctx).json:
             click.echo(json.dumps(answer, indent=2))
         else:
-            click.echo(f"queued job {answer['job_id']}; follow it with: {PROG} jobs show {answer['job_id']} --wait")
+            click.echo(answer["job_id"])  # alone on stdout, so that a script can capture it
+            click.echo(f"queued; follow it with: {PROG} jobs show {answer['job_id']} --wait", err=True)
         return
     _finish_job(ctx, _wait_for_job(client, answer["job_id"], poll_seconds), result_only=True)
 
@@ -455,9 +456,11 @@ def _write_predictions(
                 writer.write(answer)
                 written += answer["rows"]
         except ClientError as error:
+            if isinstance(error, ServiceError) and error.code == "response_too_large":  # say how, in CLI terms
+                error = ClientError(f"{error}: pass --batch-rows with at most that many rows")
             if written:  # say what the partial output holds
                 raise ClientError(f"stopped after {written:,} rows were written: {error}") from None
-            raise
+            raise error from None
         writer.close()
 
 

@@ -65,6 +65,9 @@ def serves(path: str) -> bool:
 def answer(path: str) -> Answer:
     """The page, its script or an asset; a 404 naming what exists (or how to install the assets) otherwise."""
     if path in (DOCS_PATH, DOCS_PATH + "/"):
+        # Without Swagger UI the page would render blank: say how to install it instead.
+        if not (assets_dir() / "swagger-ui-bundle.js").is_file():
+            return _not_installed()
         return _ok("text/html; charset=utf-8", PAGE)
     name = path.removeprefix(DOCS_PATH + "/")
     if name == "init.js":
@@ -73,11 +76,15 @@ def answer(path: str) -> Answer:
         return _not_found(f"no {path}; the page is at {DOCS_PATH}")
     asset = assets_dir() / name
     if not asset.is_file():
-        return _not_found(
-            f"Swagger UI is not installed in {assets_dir()}: run `make swagger-ui` (needs npm), "
-            f"or point {ASSETS_ENV} at a folder holding swagger-ui-dist's files"
-        )
+        return _not_installed()
     return _ok(ASSET_TYPES[name], asset.read_bytes())
+
+
+def _not_installed() -> Answer:
+    return _not_found(
+        f"Swagger UI is not installed in {assets_dir()}: run `make swagger-ui` (needs npm), "
+        f"or point {ASSETS_ENV} at a folder holding swagger-ui-dist's files"
+    )
 
 
 def assets_dir() -> Path:

@@ -131,10 +131,10 @@ def show_jobs(console: Console, answer: dict[str, Any]) -> None:
         (
             job.get("job_id"),
             job.get("status"),
-            (job.get("request") or {}).get("filename_model"),
+            job.get("model_name"),
             job.get("submitted_at"),
             job.get("finished_at"),
-            (job.get("result") or {}).get("model_version"),
+            job.get("model_version"),
         )
         for job in answer.get("jobs", [])
     ]

@@ -250,7 +250,7 @@ class S3ObjectStore:
 
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
-        self.location = f"s3://{bucket}"
+        self.location = "this service's bucket"  # errors reach clients: never the bucket's (generated) name
         self._client = client or self._default_client()
 
     @classmethod

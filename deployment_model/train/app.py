@@ -80,7 +80,8 @@ def _request_id() -> str | None:
 def train(request: Annotated[TrainRequest, Body()]) -> TrainResponse | Answered:
     if request.async_ or prefers_async(current_event.get()):
         grids = check_before_queuing(request)
-        return accepted(submit(jobs, job_queue, as_accepted(request), candidates_total=len(grids)).job_id)
+        queued = request.model_copy(update={"async_": True})  # as recorded: asked by the body or the header
+        return accepted(submit(jobs, job_queue, as_accepted(queued), candidates_total=len(grids)).job_id)
     return train_flow(request)
 
 

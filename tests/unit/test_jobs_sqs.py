@@ -260,7 +260,7 @@ def test_s3_down_while_training_ends_the_job_failed_naming_storage(service: Serv
     assert failed["status"] == "failed"
     assert failed["error"] == {
         "error": "storage_unavailable",
-        "message": f"s3://{SEED_BUCKET} could not be reached: ConnectTimeoutError",
+        "message": "this service's bucket could not be reached: ConnectTimeoutError",
     }
 
 

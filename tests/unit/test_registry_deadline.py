@@ -71,13 +71,13 @@ def test_answers_and_errors_pass_through(tmp_path: Path) -> None:
 
 
 def test_storage_time_ends_with_the_function_or_api_gateway() -> None:
-    from deployment_model.api.service import _storage_seconds
+    from deployment_model.api.deadlines import storage_seconds
     from deployment_model.local.server import LocalContext
 
     api_event = {"httpMethod": "GET", "path": "/models", "requestContext": {}}
     direct = LocalContext(function_name="f", deadline=time.monotonic() + 600)
-    assert _storage_seconds(api_event, direct) == 29.0  # API Gateway stops waiting first
-    assert 590 < _storage_seconds({"x_test": [1]}, direct) <= 600  # a direct invocation has the function's time
+    assert storage_seconds(api_event, direct) == 29.0  # API Gateway stops waiting first
+    assert 590 < storage_seconds({"x_test": [1]}, direct) <= 600  # a direct invocation has the function's time
     short = LocalContext(function_name="f", deadline=time.monotonic())
-    assert _storage_seconds(api_event, short) == 0.0
-    assert _storage_seconds(api_event, object()) == 29.0  # a context that cannot say
+    assert storage_seconds(api_event, short) == 0.0
+    assert storage_seconds(api_event, object()) == 29.0  # a context that cannot say

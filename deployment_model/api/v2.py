@@ -134,11 +134,12 @@ _ERROR_DESCRIPTIONS = {
 
 
 def route_docs(summary: str, success: type[BaseModel], *errors: int) -> dict[str, Any]:
-    """The OpenAPI description of a v2 route: its success model and its errors, all shaped as V2Error."""
+    """The OpenAPI description of a v2 route: its success model and its errors, all shaped as V2Error. Every
+    route may answer 400: a request the server cannot read (a malformed header, say) is refused on any route."""
     responses: dict[int, dict[str, Any]] = {
         200: {"description": summary, "content": {"application/json": {"model": success}}}
     }
-    for status in errors:
+    for status in sorted({400, *errors}):
         responses[status] = {
             "description": _ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"model": V2Error}},

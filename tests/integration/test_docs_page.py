@@ -8,7 +8,6 @@ under `make test` (REQUIRE_TOOLS=1), which installs it in CI (.ci/run).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import urllib.request
@@ -22,31 +21,10 @@ import pytest
 from deployment_model.local import docs_page
 from deployment_model.local.server import make_server
 from tests.conftest import start_service
+from tests.integration.chromium import headless_chromium, require
 from tests.integration.conftest import Client, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# This machine's network is closed: without these, Chromium's background connections fail, many at a time.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-]
 WAIT_SECONDS = 30
-
-
-def require(condition: bool, message: str) -> None:
-    """Skip with the reason locally; under `make test` (REQUIRE_TOOLS=1) a missing tool is a failure."""
-    if not condition:
-        if os.environ.get("REQUIRE_TOOLS"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +39,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    require(CHROMIUM.exists() and CHROMEDRIVER.exists(), "needs Debian's chromium and chromium-driver (apt-get)")
     require(
         (docs_page.assets_dir() / "swagger-ui-bundle.js").is_file(),
         f"needs the Swagger UI assets in {docs_page.assets_dir()}: run `make swagger-ui`",
     )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium must never try to download a browser or driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    try:
+    with headless_chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(driver: Any, condition: Any) -> Any:

@@ -51,3 +51,9 @@ def test_predict_routes_conform(case: schemathesis.Case, base_url: str) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_train_route_conforms(case: schemathesis.Case, base_url: str) -> None:
     case.call_and_validate(base_url=base_url, checks=CHECKS)
+
+
+@schema.include(path_regex="^/(models|train/jobs)").parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_registry_and_job_routes_conform(case: schemathesis.Case, base_url: str) -> None:
+    case.call_and_validate(base_url=base_url, checks=CHECKS)

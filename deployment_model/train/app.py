@@ -166,7 +166,7 @@ def delete_version(name: ModelName, version: ModelVersion) -> DeletedVersion:
 @app.delete(
     "/models/<name>",
     summary="Delete a model: every version, its published pointer and its history",
-    responses=route_responses(DeletedModel, "How many versions were deleted", 400, 404, 503),
+    responses=route_responses(DeletedModel, "How many versions were deleted", 400, 404, 409, 503),
 )
 def delete_model(name: ModelName) -> DeletedModel:
     return DeletedModel(deleted_versions=registry.delete_model(name))

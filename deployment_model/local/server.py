@@ -242,11 +242,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send_answer(refused.answer)
             return
-        if method == "GET" and url.path == OPENAPI_PATH:
+        reads = method in ("GET", "HEAD")  # HEAD: GET's status and headers, no body (_send leaves it out)
+        if reads and url.path == OPENAPI_PATH:
             self._route_path = OPENAPI_PATH
             self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
             return
-        if method == "GET" and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
+        if reads and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
             self._route_path = url.path
             self._send(*docs_page.answer(url.path))
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import sys
 import time
@@ -110,7 +111,14 @@ def _client(ctx: click.Context) -> ServiceClient:
         return ServiceClient(Http(options.url, options.api_key or os.environ.get(API_KEY_ENV), options.timeout))
     if options.api_key or options.region:
         raise click.UsageError("--api-key and --region go with --url or --stack")
-    return ServiceClient(InProcess(options.store_dir))
+    return ServiceClient(InProcess(_store_dir(options.store_dir)))
+
+
+def _store_dir(path: str | None) -> str | None:
+    """The local store's folder as given, refused when it names a file (the store would fail on its first write)."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise ClientError(f"--store-dir {path} is a file, not a folder: name a folder (it is created if missing)")
+    return path
 
 
 def _console(err: bool = False) -> Console:
@@ -155,7 +163,8 @@ def _grids(path: Path) -> dict[str, Any]:
     try:
         grids = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as error:
-        raise ClientError(f"cannot read --grids {path}: {error}") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ClientError(f"cannot read --grids {path}: {reason}") from None
     except json.JSONDecodeError as error:
         raise ClientError(f"--grids {path} is not valid JSON: {error}") from None
     if not isinstance(grids, dict):
@@ -290,11 +299,12 @@ def _parse_row(text: str) -> list[float]:
     if text.startswith("--"):
         raise click.NoSuchOption(text)
     try:
-        return [float(value) for value in text.split(",")]
+        row = [float(value) for value in text.split(",")]
     except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: each row is comma-separated numbers, e.g. 0.7,1", param_hint="ROWS"
-        ) from None
+        row = []
+    if not row or not all(map(math.isfinite, row)):  # nan, inf, 1e400: JSON has no such numbers
+        raise click.BadParameter(f"{text!r}: each row is comma-separated finite numbers, e.g. 0.7,1", param_hint="ROWS")
+    return row
 
 
 def _progress(*columns: Any) -> Progress:
@@ -427,7 +437,7 @@ def predict(
         with bar:
             task = bar.add_task("predict", total=size, rows=0)
             counted = CountingReader(handle, lambda n: bar.advance(task, n))
-            source = read_feature_rows(counted, csv_path, names)
+            source = read_feature_rows(counted, "standard input" if csv_path == "-" else csv_path, names)
             done = {"rows": 0}
 
             def count(labelled: int) -> None:
@@ -600,7 +610,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     options = settings(ctx)
     if options.remote:
         raise click.UsageError("serve runs the service here; --url and --stack name a service elsewhere")
-    configure_environment(options.store_dir)
+    configure_environment(_store_dir(options.store_dir))
     # A retrain here should answer at once, not after the deployed default of 60 s: re-read the pointer each second.
     os.environ.setdefault("MODEL_CACHE_TTL_SECONDS", str(LOCAL_CACHE_TTL_SECONDS))
     try:

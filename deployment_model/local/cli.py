@@ -208,10 +208,7 @@ def train(
     if run_async or wait:
         request["async"] = True
     if wait and not settings(ctx).remote:
-        raise click.UsageError(
-            "--wait needs a running service: in-process, nothing runs queued jobs. "
-            f"Start `{PROG} serve` and add --url http://127.0.0.1:{DEFAULT_PORT}"
-        )
+        raise click.UsageError(_NO_JOB_WORKER)
     client = _client(ctx)
     answer = client.train(request)
     if "job_id" not in answer:  # answered synchronously
@@ -228,6 +225,12 @@ def train(
 
 
 # ---------------------------------------------------------------- jobs
+
+
+_NO_JOB_WORKER = (
+    "--wait needs a running service: in-process, nothing runs queued jobs. "
+    f"Start `{PROG} serve` and add --url http://127.0.0.1:{DEFAULT_PORT}"
+)
 
 
 def _wait_for_job(client: ServiceClient, job_id: str, poll_seconds: float) -> dict[str, Any]:
@@ -285,8 +288,11 @@ def jobs_list(ctx: click.Context, limit: int | None, next_token: str | None) -> 
 def jobs_show(ctx: click.Context, job_id: str, wait: bool, poll_seconds: float) -> None:
     """One job: its status, progress and result (or error)."""
     client = _client(ctx)
-    job = _wait_for_job(client, job_id, poll_seconds) if wait else client.job(job_id)
+    job = client.job(job_id)
+    if wait and job["status"] not in _FINISHED and not settings(ctx).remote:
+        raise click.UsageError(_NO_JOB_WORKER)  # it would never start: say so instead of polling forever
     if wait:
+        job = _wait_for_job(client, job_id, poll_seconds)
         _finish_job(ctx, job)
     else:
         _emit(ctx, job, views.show_job)
@@ -344,6 +350,16 @@ def _open_csv(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
         raise ClientError(f"cannot read --csv {path}: {error.strerror}") from None
     with handle:
         yield handle, os.fstat(handle.fileno()).st_size
+
+
+def _same_file(path: str, other: str | None) -> bool:
+    """Whether two paths name one existing file (however they are spelled); '-' is a stream, never a file."""
+    if other is None or "-" in (path, other):
+        return False
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # either does not exist (yet): opening it says what is wrong
+        return False
 
 
 @contextlib.contextmanager
@@ -414,6 +430,8 @@ def predict(
     )
     if output_format == "table" and csv_path:
         raise click.UsageError("--format table is for rows given as arguments; a CSV's predictions are csv or json")
+    if csv_path and _same_file(csv_path, output):  # writing would empty the rows before they are read
+        raise ClientError(f"--output {output} is the --csv file: choose another output file")
     client = _client(ctx)
     max_rows = batch_rows or max_rows_per_request()
     if rows:

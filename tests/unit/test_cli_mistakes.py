@@ -4,6 +4,7 @@ never a traceback, a log line, or an exit 0 with nothing done."""
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -125,3 +126,37 @@ def test_a_csv_whose_header_does_not_name_the_models_features_says_which(
     rows.write_text("sepal_width,petal_length\n1,2\n")
     code, out, err = run(capsys, "--store-dir", trained, "predict", "--csv", str(rows))
     assert_one_line_error(code, out, err, "has no column 'petal_width'", "its header names sepal_width, petal_length")
+
+
+def test_an_output_naming_the_input_csv_is_refused_before_the_input_is_touched(
+    trained: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o rows.csv with --csv rows.csv would truncate the rows before they are read (silently, for a file
+    larger than a read buffer): refused, whichever way the two paths spell the file."""
+    rows = tmp_path / "rows.csv"
+    content = "petal_width,petal_length\n" + "".join(f"{i % 3}.5,{i % 5}.25\n" for i in range(20_000))
+    rows.write_text(content)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "--store-dir", trained, "predict", "--csv", str(rows), "-o", "./rows.csv")
+    assert_one_line_error(code, out, err, "--output ./rows.csv is the --csv file", "choose another output file")
+    assert rows.read_text() == content
+
+
+def test_waiting_in_process_for_a_queued_job_is_refused_instead_of_polling_forever(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process nothing runs queued jobs (as `train --wait` already says): `jobs show ID --wait` would poll
+    a job that never starts."""
+    code, job_id, err = run(capsys, "--store-dir", store, "train", "--async", "--candidates", "sgd")
+    assert code == 0, err
+
+    class NoSleeping:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise AssertionError("polled a job that nothing runs")
+
+    monkeypatch.setattr("deployment_model.local.cli.time", NoSleeping)
+    code, out, err = run(capsys, "--store-dir", store, "jobs", "show", job_id.strip(), "--wait")
+    assert code == 2 and out == "" and "--wait needs a running service" in err and "--url" in err
+    code, out, _ = run(capsys, "--store-dir", store, "--json", "jobs", "show", job_id.strip())
+    assert code == 0 and json.loads(out)["status"] == "queued"  # without --wait it is shown as it is

@@ -219,7 +219,10 @@ def train(
             click.echo(json.dumps(answer, indent=2))
         else:
             click.echo(answer["job_id"])  # alone on stdout, so that a script can capture it
-            click.echo(f"queued; follow it with: {PROG} jobs show {answer['job_id']} --wait", err=True)
+            follow = f"{PROG} jobs show {answer['job_id']} --wait"
+            if not settings(ctx).remote:  # in-process nothing runs it: a server on this store will
+                follow = f"`{PROG} serve`, then {follow} --url http://127.0.0.1:{DEFAULT_PORT}"
+            click.echo(f"queued; follow it with: {follow}", err=True)
         return
     _finish_job(ctx, _wait_for_job(client, answer["job_id"], poll_seconds), result_only=True)
 

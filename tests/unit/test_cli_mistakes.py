@@ -149,6 +149,8 @@ def test_waiting_in_process_for_a_queued_job_is_refused_instead_of_polling_forev
     a job that never starts."""
     code, job_id, err = run(capsys, "--store-dir", store, "train", "--async", "--candidates", "sgd")
     assert code == 0, err
+    # The hint names a command that works: the job runs once a server serves this store.
+    assert f"jobs show {job_id.strip()} --wait --url http://127.0.0.1:3000" in err and "serve" in err
 
     class NoSleeping:
         @staticmethod

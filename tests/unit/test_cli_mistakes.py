@@ -162,3 +162,20 @@ def test_waiting_in_process_for_a_queued_job_is_refused_instead_of_polling_forev
     assert code == 2 and out == "" and "--wait needs a running service" in err and "--url" in err
     code, out, _ = run(capsys, "--store-dir", store, "--json", "jobs", "show", job_id.strip())
     assert code == 0 and json.loads(out)["status"] == "queued"  # without --wait it is shown as it is
+
+
+def test_an_error_page_from_something_else_than_the_service_is_one_line() -> None:
+    """--url naming another web server (a typo, a proxy): its HTML error page is summed up on one line."""
+    from deployment_model.local.client import Answer, ServiceClient
+
+    page = b"<!DOCTYPE HTML>\n<html lang='en'>\n  <head><title>Error response</title></head>\n  <body>404</body>\n</html>\n"
+
+    class OtherServer:
+        def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:
+            return Answer(404, {"content-type": "text/html;charset=utf-8"}, page)
+
+    with pytest.raises(ClientError) as refused:
+        ServiceClient(OtherServer()).models()
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("HTTP 404 (text/html, not an answer of this service")
+    assert "<!DOCTYPE HTML> <html lang='en'> <head><title>Error response</title></head>" in message

@@ -168,7 +168,8 @@ def test_an_error_page_from_something_else_than_the_service_is_one_line() -> Non
     """--url naming another web server (a typo, a proxy): its HTML error page is summed up on one line."""
     from deployment_model.local.client import Answer, ServiceClient
 
-    page = b"<!DOCTYPE HTML>\n<html lang='en'>\n  <head><title>Error response</title></head>\n  <body>404</body>\n</html>\n"
+    page = b"<!DOCTYPE HTML>\n<html lang='en'>\n  <head><title>Error response</title></head>\n"
+    page += b"  <body>404</body>\n</html>\n"
 
     class OtherServer:
         def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:

@@ -1,12 +1,14 @@
 """What a function's image holds, rebuilt without Docker from its Dockerfile (for tests and benchmarks).
 
-The Dockerfile is parsed, not copied: its COPY lines are replayed into a task-root folder, and its
-`pip install -r` becomes a `pip install --target` of the same requirements file into a cached folder.
+The Dockerfile is parsed, not copied: its COPY lines are replayed into a task-root folder, then the RUN lines
+that follow them (compiling the package ahead), and its `pip install -r` becomes a `pip install --target` of
+the same requirements file into a cached folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
 import shutil
@@ -27,11 +29,12 @@ class ImagePlan:
     copies: list[tuple[list[str], str]]  # (sources relative to the context, destination in the task root)
     requirements: str  # the file `pip install -r` names, relative to the task root
     handler: str  # CMD
+    package_commands: list[str]  # RUN lines after the `pip install`, replayed in the task root
 
 
 def parse_dockerfile(dockerfile: Path) -> ImagePlan:
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
-    copies, requirements, handler = [], None, None
+    copies, requirements, handler, package_commands = [], None, None, []
     for line in text.splitlines():
         words = shlex.split(line, comments=True)
         if not words:
@@ -41,11 +44,15 @@ def parse_dockerfile(dockerfile: Path) -> ImagePlan:
             copies.append((args[:-1], args[-1]))
         elif instruction == "RUN" and args[:2] == ["pip", "install"]:
             requirements = args[args.index("-r") + 1]
+        elif instruction == "RUN" and requirements is not None:
+            package_commands.append(line.split(None, 1)[1])
+        elif instruction == "RUN":
+            raise ValueError(f"{dockerfile}: a RUN before the `pip install -r` is not replayed: {line}")
         elif instruction == "CMD":
             handler = re.findall(r'"([^"]+)"', line)[0]
     if requirements is None or handler is None:
         raise ValueError(f"{dockerfile}: expected a `pip install -r` and a CMD")
-    return ImagePlan(dockerfile, copies, requirements, handler)
+    return ImagePlan(dockerfile, copies, requirements, handler, package_commands)
 
 
 def assemble_task_root(plan: ImagePlan, task_root: Path) -> Path:
@@ -60,6 +67,14 @@ def assemble_task_root(plan: ImagePlan, task_root: Path) -> Path:
                 target = target / Path(source).name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / source, target)
+    interpreter = Path(sys.executable).parent  # the image's `python` is the Python that runs the tests
+    environment = {
+        **os.environ,
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "PATH": f"{interpreter}{os.pathsep}{os.environ['PATH']}",
+    }
+    for command in plan.package_commands:  # e.g. compiling the package ahead, as the image does
+        subprocess.run(["/bin/bash", "-c", command], cwd=task_root, env=environment, check=True)
     return task_root
 
 

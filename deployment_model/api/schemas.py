@@ -24,7 +24,9 @@ DEFAULT_MODEL_NAME = "Model_ml"
 DEFAULT_SCALER_NAME = "scaler"
 # What each pattern accepts, in words: an error message says this, never the regex.
 PATTERN_WORDS = {
-    NAME_PATTERN.pattern: "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    NAME_PATTERN.pattern: (
+        "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending with '.'"
+    ),
     VERSION_PATTERN.pattern: (
         "a published version like 20260101T120000000000Z-0123abcd (a train response's model_version); "
         "omit model_version for the latest"
@@ -110,7 +112,9 @@ Name = Annotated[
     str,
     Field(max_length=128, strict=True, json_schema_extra={"pattern": NAME_PATTERN.pattern}),
     _matching(
-        NAME_PATTERN, "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, without '..'"
+        NAME_PATTERN,
+        "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending with '.', "
+        "without '..'",
     ),
 ]
 DataKey = Annotated[

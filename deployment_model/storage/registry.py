@@ -55,7 +55,8 @@ from deployment_model.storage.objects import (
 )
 
 MODELS_PREFIX = "models/"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Not ending with '.': a name is also the start of its artifact's file name (`name.joblib`).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_-])?$")
 VERSION_PATTERN = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
 DATA_KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/=+-]{0,1023}$")
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -177,7 +178,7 @@ def check_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
         raise InvalidRegistryRequestError(
             f"{field} {name!r} is not a valid name: 1-128 letters, digits, '.', '_', '-', "
-            "starting with a letter or digit, without '..'"
+            "starting with a letter or digit, not ending with '.', without '..'"
         )
     return name
 

@@ -284,3 +284,13 @@ def test_a_cold_load_reads_the_pointer_the_metadata_and_the_graph_once_each(loca
     assert read[0] == ["Model_ml", "latest.json"]
     assert read[1][1] == "metadata.json"
     assert read[2] == ["onnx", "Model_ml.onnx"]
+
+
+@pytest.mark.parametrize("field", ["filename_model", "filename_scaler"])
+def test_a_name_ending_with_a_dot_is_refused_before_anything_is_written(local_service: Service, field: str) -> None:
+    """`name.` would store `name..joblib`, which the registry refuses as a path: schemathesis found the 500."""
+    answer = local_service.train({field: "c50GE."})
+    assert answer["statusCode"] == 400, answer
+    assert field in answer["message"] and "not ending with '.'" in answer["message"]
+    assert local_service.predict({"x_test": [1, 2], "filename_model": "m."})["statusCode"] == 400
+    assert not any(local_service.inference_module.registry.objects.list_objects("models/").prefixes)

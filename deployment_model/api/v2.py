@@ -12,11 +12,10 @@ refused with a 400 that says so; a request for binary outputs is answered in JSO
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import orjson
 from aws_lambda_powertools.event_handler import Response, content_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -204,17 +203,24 @@ class OpenInferenceProtocol:
 
         return self._answer(ready)
 
-    def infer(self, event: dict[str, Any], name: str, version: str | None = None) -> Response[str]:
-        return self._answer(lambda: self._infer(event, name, version))
+    def infer(self, event: Mapping[str, Any], name: str, version: str | None = None) -> Response[str]:
+        """Answer an inference request: `event` is the API Gateway event as sent (its headers and body are read)."""
+        try:
+            return _json(200, self._infer(event, name, version))
+        except Exception as exc:
+            return self._error(exc)
 
     def _answer(self, operation: Callable[[], dict[str, Any]]) -> Response[str]:
         """Run an operation; any failure becomes the status /predict would give, with a v2 error body."""
         try:
             return _json(200, operation())
-        except ValidationError as exc:
-            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
         except Exception as exc:
-            return _error(answer_for(exc, self._request_id()))
+            return self._error(exc)
+
+    def _error(self, exc: Exception) -> Response[str]:
+        if isinstance(exc, ValidationError):
+            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
+        return _error(answer_for(exc, self._request_id()))
 
     def _metadata(self, name: str, version: str | None) -> dict[str, Any]:
         loaded = self._load(name, version)
@@ -232,24 +238,27 @@ class OpenInferenceProtocol:
             "outputs": outputs,
         }
 
-    def _infer(self, event: dict[str, Any], name: str, version: str | None) -> dict[str, Any]:
+    def _infer(self, event: Mapping[str, Any], name: str, version: str | None) -> dict[str, Any]:
         request = _parse_request(event)
-        (tensor,) = request.inputs
+        tensor = request.inputs[0]
         predict_request = PredictRequest.model_validate(
             {"x_test": _rows(tensor), "filename_model": name, "model_version": version}
         )
         answer = self._predict(predict_request)
-        outputs = _outputs(answer, [o.name for o in request.outputs] if request.outputs else None)
-        response = {"model_name": answer["model_name"], "model_version": answer["model_version"], "outputs": outputs}
+        response = {
+            "model_name": answer["model_name"],
+            "model_version": answer["model_version"],
+            "outputs": _outputs(answer, request.outputs),
+        }
         if request.id is not None:
             response["id"] = request.id
         return response
 
 
-def _parse_request(event: dict[str, Any]) -> InferRequest:
+def _parse_request(event: Mapping[str, Any]) -> InferRequest:
     """The inference request object, read with /predict's body checks (missing, base64, 6 MB) and validated."""
-    headers = event.get("headers") or {}
-    if any(header.lower() == BINARY_HEADER for header in headers):
+    headers = event.get("headers")
+    if isinstance(headers, dict) and BINARY_HEADER in map(str.lower, map(str, headers)):  # C-level passes
         raise _bad_request(
             "binary tensor data is not supported: send tensors as JSON "
             "(tritonclient: set_data_from_numpy(..., binary_data=False))"
@@ -282,38 +291,34 @@ def _rows(tensor: RequestInput) -> list[Any]:
         raise _bad_request(
             f"inputs[0].data has {len(data)} values; shape {tensor.shape} declares {rows * width} (rows x features)"
         )
+    if rows == 1:
+        return [data]
     return [data[start : start + width] for start in range(0, len(data), width)] if width else [[]] * rows
 
 
-def _outputs(answer: dict[str, Any], requested: list[str] | None) -> list[dict[str, Any]]:
-    """/predict's answer as output tensors: the requested ones in their order (each once), or all it has."""
+def _outputs(answer: dict[str, Any], requested: list[RequestOutput] | None) -> list[dict[str, Any]]:
+    """/predict's answer as output tensors: the requested ones in their order (each once), or all it has.
+
+    /predict's values are numpy arrays already (its answer is serialized by orjson), passed on as they are."""
     rows = answer["rows"]
-    probabilities = answer["probabilities"]
-    available: dict[str, Callable[[], dict[str, Any]]] = {
-        LABEL: lambda: {"name": LABEL, "datatype": "BYTES", "shape": [rows], "data": answer["result"]},
-        CLASS_INDEX: lambda: {
-            "name": CLASS_INDEX,
-            "datatype": "INT64",
-            "shape": [rows],
-            "data": np.asarray(answer["prediction"], dtype=np.int64),
-        },
+    available = {
+        LABEL: ("BYTES", [rows], answer["result"]),
+        CLASS_INDEX: ("INT64", [rows], answer["prediction"]),
     }
+    probabilities = answer["probabilities"]
     if probabilities is not None:
-        probabilities = np.asarray(probabilities, dtype=np.float64)
-        available[PROBABILITIES] = lambda: {
-            "name": PROBABILITIES,
-            "datatype": "FP64",
-            "shape": list(probabilities.shape),
-            "data": probabilities.ravel(),
-        }
-    names = list(dict.fromkeys(requested)) if requested else list(available)
+        available[PROBABILITIES] = ("FP64", list(probabilities.shape), probabilities.ravel())
+    names = list(dict.fromkeys(output.name for output in requested)) if requested else available
+    outputs = []
     for output in names:
         if output not in available:
             raise _bad_request(
                 f"output {output!r}: model {answer['model_name']!r} has no probabilities (its estimator gives "
                 f"labels only); request {', '.join(available)}"
             )
-    return [available[output]() for output in names]
+        datatype, shape, data = available[output]
+        outputs.append({"name": output, "datatype": datatype, "shape": shape, "data": data})
+    return outputs
 
 
 def _bad_request(message: str) -> ApiError:

@@ -11,13 +11,15 @@ Every route is matched the same way: a trailing slash names the same route (as A
 Powertools' REST resolver already treat it), a method in any case (`post` is POST); a body is read as JSON
 whatever Content-Type says, and a malformed event is a 400 naming its field, never a 500 (api/events.py).
 
-Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
+Routes are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
 other route (validation errors become our 400s) and everything that matches no route (404, 405, CORS
-preflight). A request that matches an operation is validated with the operation's pydantic model and handed
-straight to it: Powertools' per-request middleware chain costs about 200 microseconds a call (see
-docs/performance.md), more than our whole budget for a warm prediction. Routes with path parameters can take
-the same short path (`@app.short_path(method, path)`): their path values are validated with their annotations,
-then the function runs, with Powertools' error handling (and a protocol's error shape) as on any route.
+preflight). Operations, and routes declared with `@app.short_path(method, path)` (v2 infer), take one short
+path instead: Powertools' per-request middleware chain costs about 200 microseconds a call (see
+docs/performance.md), more than our whole budget for a warm prediction. The route is matched as Powertools
+would match it (remembered per path), its path values are validated with their annotations, an operation's
+body with its pydantic model, then the function runs; errors are answered as on any route, in the error shape
+of the path's protocol. A short-path route reads only the method, path and body (and, defensively, the
+headers it cares about): a malformed event field it does not read is no reason to refuse the request.
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ logger = Logger(service=SERVICE_NAME)
 logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
 
-# The API Gateway event being answered ({} for a direct invocation): for an operation that reads headers.
+# The API Gateway event being answered, as sent ({} for a direct invocation): for a short-path route that reads
+# its headers or body.
 current_event: ContextVar[Mapping[str, Any]] = ContextVar("current_event", default=MappingProxyType({}))
 # An answer whose body may already be JSON text (a route's Response), serialized once on the way out.
 RouteAnswer = tuple[int, dict[str, Any] | str, Headers]
@@ -303,10 +306,17 @@ class ServiceApp(APIGatewayRestResolver):
         return self._cors.to_dict(allowed) if allowed else {}
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:
-        """The OpenAPI document, with routes declared without an operationId named after their function."""
+        """The OpenAPI document, with routes declared without an operationId named after their function.
+
+        A value of a route's openapi_extensions may be a function returning it: called here, when the document
+        is generated, so that docs costly to build (a JSON schema) cost no cold start.
+        """
         for route in self._static_routes + self._dynamic_routes:
             if route.operation_id == route._generate_operation_id():
                 route.operation_id = route.func.__name__
+            extensions = route.openapi_extensions or {}
+            if any(callable(value) for value in extensions.values()):
+                route.openapi_extensions = {k: v() if callable(v) else v for k, v in extensions.items()}
         return super().get_openapi_schema(**kwargs)
 
     def _answer_not_found(self, _: NotFoundError) -> Response:

@@ -315,7 +315,7 @@ def _rows(tensor: RequestInput) -> list[Any]:
 def _outputs(answer: dict[str, Any], requested: list[RequestOutput] | None) -> list[dict[str, Any]]:
     """/predict's answer as output tensors: the requested ones in their order (each once), or all it has.
 
-    /predict's values are numpy arrays already (its answer is serialized by orjson), passed on as they are."""
+    Its values (numpy arrays, a list of labels) are passed on as they are: orjson serializes them in one pass."""
     rows = answer["rows"]
     available = {
         LABEL: ("BYTES", [rows], answer["result"]),

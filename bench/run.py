@@ -1,7 +1,7 @@
 """The benchmark: warm latency, cold start, training time, image weight and local throughput, each measured
 side by side with its baseline in the same run, with S3 served over real HTTP by moto's server.
 
-    python -m bench.run [--record docs/performance.md] [--quick]
+    python -m bench.run [--record docs/performance.md] [--quick] [--only SECTION ...]
 
 Prints a table of every figure with its target. Nothing here is asserted: tests do not time anything.
 """
@@ -289,6 +289,7 @@ def bench_cold_start(endpoint: str, train: Any, s3: Any, quick: bool) -> list[Ro
     seed_path = os.pathsep.join([str(BENCH), str(install_site("seed", SEED_PACKAGES))])
     forest = train_forest(train, s3)
     store_the_seeds_way(s3, *scikit_learn_objects(train, forest), forest, f"{forest}-scaler")
+    store_the_seeds_way(s3, *scikit_learn_objects(train, "Model_ml"), "Model_ml", "scaler")
     runs = 3 if quick else 7
     rows = []
     for model, label, target, ratio_limit in (
@@ -422,12 +423,20 @@ def render(rows: list[Row]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in table)
 
 
+SECTIONS = ("training", "warm", "drift", "estimators", "cold-start", "local-server", "image-weight")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--record", type=Path, help="also write the results as markdown to this file")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, not a measurement)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="measure only these sections (not with --record)")
     args = parser.parse_args()
+    if args.only and args.record:
+        parser.error("--record rewrites the whole results table: run every section with it")
+    wanted = set(args.only or SECTIONS)
 
+    rows: list[Row] = []
     with s3_server() as endpoint:
         configure(endpoint)
         import boto3
@@ -438,14 +447,24 @@ def main() -> None:
         inference = importlib.import_module("deployment_model.inference.app")
         from bench.serving import bench_inference_requirements, bench_warm_per_estimator
 
-        rows = bench_training(train, s3, args.quick)
-        rows += bench_warm(inference, train, s3, args.quick)
-        rows += bench_drift(inference, args.quick)
-        rows += bench_warm_per_estimator(inference, train, lambda name: scikit_learn_objects(train, name), args.quick)
-        rows += bench_cold_start(endpoint, train, s3, args.quick)
-        rows += bench_local_server(args.quick)
-    rows += bench_image_weight()
-    rows += bench_inference_requirements()
+        if "training" in wanted:
+            rows += bench_training(train, s3, args.quick)
+        else:  # every other section serves the default recipe's model
+            train.lambda_handler({}, Context())
+        if "warm" in wanted:
+            rows += bench_warm(inference, train, s3, args.quick)
+        if "drift" in wanted:
+            rows += bench_drift(inference, args.quick)
+        if "estimators" in wanted:
+            sklearn_objects = lambda name: scikit_learn_objects(train, name)  # noqa: E731
+            rows += bench_warm_per_estimator(inference, train, sklearn_objects, args.quick)
+        if "cold-start" in wanted:
+            rows += bench_cold_start(endpoint, train, s3, args.quick)
+        if "local-server" in wanted:
+            rows += bench_local_server(args.quick)
+    if "image-weight" in wanted:
+        rows += bench_image_weight()
+        rows += bench_inference_requirements()
 
     report = "\n".join([*environment(), "", render(rows)])
     print(report)

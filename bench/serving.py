@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bench.run import BENCH, BUCKET, Context, Row, percentiles, timed, us
-from tests.stack.images import ROOT, SITES
+from tests.stack.images import ROOT, SITES, parse_dockerfile, run_commands
 
 LAMBDA_PYTHON = "3.14"
 PLATFORMS = {"x86_64": "x86_64", "arm64": "aarch64"}
@@ -49,9 +49,11 @@ def package(pin: str) -> str:
     return pin.split("==")[0].strip().lower()
 
 
-def platform_site(name: str, pins: list[str], machine: str) -> Path:
-    """`pip install --target` of these pins as Lambda's Python 3.14 on this machine would get them (cached)."""
-    digest = hashlib.sha256("\n".join([machine, LAMBDA_PYTHON, *sorted(pins)]).encode()).hexdigest()[:16]
+def platform_site(name: str, pins: list[str], machine: str, commands: list[str] | None = None) -> Path:
+    """`pip install --target` of these pins as Lambda's Python 3.14 on this machine would get them, then the
+    image's commands chained to its install (cached)."""
+    key = [machine, LAMBDA_PYTHON, *sorted(pins), *(commands or [])]
+    digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
     site = SITES / f"{name}-py{LAMBDA_PYTHON}-{machine}-{digest}"
     if not (site / ".complete").exists():
         shutil.rmtree(site, ignore_errors=True)
@@ -61,6 +63,7 @@ def platform_site(name: str, pins: list[str], machine: str) -> Path:
             command += ["--platform", f"manylinux_2_{minor}_{machine}"]
         command += ["--platform", f"manylinux2014_{machine}"]
         subprocess.run([*command, "--target", str(site), *pins], check=True)
+        run_commands(commands or [], site)
         (site / ".complete").touch()
     return site
 
@@ -79,12 +82,13 @@ def du_megabytes(folder: Path) -> float:
 def bench_inference_requirements() -> list[Row]:
     """The inference image's packages for Python 3.14, fully pinned (--no-deps: the file pins every package)."""
     ours = requirement_pins(ROOT / "deployment_model" / "inference" / "requirements.txt")
+    trim = parse_dockerfile(ROOT / "deployment_model" / "inference" / "Dockerfile").install_commands
     baseline = [p for p in ours if package(p) not in ONNX_RUNTIME_STACK] + SCIKIT_LEARN_PINS
     forbidden = sorted(SCIKIT_LEARN_STACK & {package(p) for p in ours})
     rows = []
     for arch, platform in PLATFORMS.items():
-        size = du_megabytes(platform_site("inference", ours, platform))
-        before = du_megabytes(platform_site("inference-scikit-learn", baseline, platform))
+        size = du_megabytes(platform_site("inference", ours, platform, trim))
+        before = du_megabytes(platform_site("inference-scikit-learn", baseline, platform, trim))
         target, met = "<= 215 MiB, no scikit-learn/scipy/joblib", size <= 215 and not forbidden
         if arch != "x86_64":
             target, met = "report; no scikit-learn/scipy/joblib", not forbidden

@@ -14,8 +14,9 @@ from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from deployment_model.api.schemas import ResponseModel
 from deployment_model.api.service import (
     Answered,
     ApiError,
@@ -36,23 +37,23 @@ register_error(JobNotFoundError, HTTPStatus.NOT_FOUND, "job_not_found")
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
-class JobProgress(BaseModel):
+class JobProgress(ResponseModel):
     candidates_done: int
     candidates_total: int
 
 
-class JobError(BaseModel):
+class JobError(ResponseModel):
     error: str = Field(description="A stable code: the train route's (e.g. invalid_training_request) or job_*.")
     message: str
 
 
-class JobAccepted(BaseModel):
+class JobAccepted(ResponseModel):
     job_id: str
     status: Literal["queued"] = "queued"
     status_url: str = Field(description="Where to GET the job's status (also in the Location header).")
 
 
-class _JobState(BaseModel):
+class _JobState(ResponseModel):
     job_id: str
     status: JobStatus
     submitted_at: str
@@ -72,7 +73,7 @@ class JobSummary(_JobState):
     model_version: str | None = Field(description="The version it trained, once succeeded.")
 
 
-class JobList(BaseModel):
+class JobList(ResponseModel):
     jobs: list[JobSummary] = Field(description="Newest first.")
     next_token: str | None = Field(description="Pass as next_token for the next (older) page; null on the last.")
 

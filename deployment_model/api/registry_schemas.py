@@ -6,24 +6,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployment_model.api.schemas import Metrics, RowCounts, Version
+from deployment_model.api.schemas import Metrics, ResponseModel, RowCounts, Version
 
 Reason = Annotated[str, Field(min_length=1, max_length=1000, strict=True)]
 
 
-class ModelListItem(BaseModel):
+class ModelListItem(ResponseModel):
     name: str
     published_version: str | None = Field(description="null when no version is published.")
     published_at: str | None = Field(description="When the published version was published (null if unknown).")
     versions: int = Field(description="How many versions are stored.")
 
 
-class ModelsPage(BaseModel):
+class ModelsPage(ResponseModel):
     models: list[ModelListItem]
     next_token: str | None = Field(description="Pass as next_token for the next page; null on the last page.")
 
 
-class VersionListItem(BaseModel):
+class VersionListItem(ResponseModel):
     version: str
     created_at: str | None
     published: bool
@@ -37,7 +37,7 @@ class VersionListItem(BaseModel):
     labels: list[str] | None
 
 
-class ModelDetail(BaseModel):
+class ModelDetail(ResponseModel):
     name: str
     published_version: str | None
     published_at: str | None
@@ -45,7 +45,7 @@ class ModelDetail(BaseModel):
     next_token: str | None
 
 
-class VersionDetail(BaseModel):
+class VersionDetail(ResponseModel):
     """A version's metadata as recorded at training, plus whether it is the published one."""
 
     model_config = ConfigDict(extra="allow")
@@ -55,7 +55,7 @@ class VersionDetail(BaseModel):
     published: bool
 
 
-class HistoryEvent(BaseModel):
+class HistoryEvent(ResponseModel):
     version: str
     previous_version: str | None
     at: str
@@ -64,14 +64,14 @@ class HistoryEvent(BaseModel):
     request_id: str | None
 
 
-class History(BaseModel):
+class History(ResponseModel):
     name: str
     events: list[HistoryEvent] = Field(description="Newest first; every change of the published version.")
     next_token: str | None
 
 
 class PublishRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built at first use: train only
 
     version: Version = Field(description="The version to publish.")
     reason: Reason | None = Field(default=None, description="Why, in words; kept in the history.")
@@ -80,15 +80,15 @@ class PublishRequest(BaseModel):
     )
 
 
-class PublishResponse(BaseModel):
+class PublishResponse(ResponseModel):
     name: str
     published_version: str
     previous_version: str | None
 
 
-class DeletedVersion(BaseModel):
+class DeletedVersion(ResponseModel):
     deleted: str
 
 
-class DeletedModel(BaseModel):
+class DeletedModel(ResponseModel):
     deleted_versions: int

@@ -223,12 +223,19 @@ class TrainRequest(_Request):
         return None if self.candidates is None else self.candidates.grids()
 
 
-class Metrics(BaseModel):
+class ResponseModel(BaseModel):
+    """A response's shape, declared for the OpenAPI document. Built at first use (`defer_build`), so a cold
+    start, which answers with plain dicts, never pays for building it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Metrics(ResponseModel):
     f1_macro: float
     accuracy: float
 
 
-class RowCounts(BaseModel):
+class RowCounts(ResponseModel):
     total: int = Field(description="Rows trained and tested on.")
     train: int
     test: int
@@ -236,7 +243,7 @@ class RowCounts(BaseModel):
     dropped_reason: str | None = Field(default=None, description="Which columns and the first line, when any.")
 
 
-class TrainResponse(BaseModel):
+class TrainResponse(ResponseModel):
     message: str = "Train successfully"
     model_name: str
     model_version: str
@@ -257,7 +264,7 @@ class TrainResponse(BaseModel):
     publish_reason: str = Field(description="Why it was or was not published, in words.")
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(ResponseModel):
     result: str | list[str] = Field(description="Label per row; a single label when x_test was one row.")
     prediction: int | list[int] = Field(description="Class index per row, into `labels`.")
     probabilities: list[float] | list[list[float]] | None = Field(
@@ -274,26 +281,26 @@ class PredictResponse(BaseModel):
     )
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(ResponseModel):
     field: str
     message: str
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(ResponseModel):
     error: str = Field(description="A stable code, e.g. invalid_request, model_not_found.")
     message: str = Field(description="What is wrong, naming the field or resource.")
     details: list[ErrorDetail] | None = None
 
 
 class ExportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built at first use: train only
 
     publish: bool = Field(
         default=False, strict=True, description="Also publish the converted version (make it what /predict serves)."
     )
 
 
-class ExportResponse(BaseModel):
+class ExportResponse(ResponseModel):
     model_name: str
     model_version: str = Field(description="The new version: the same model and scaler, plus its ONNX graph.")
     derived_from: str = Field(description="The version it was converted from.")

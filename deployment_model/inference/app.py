@@ -64,7 +64,7 @@ def _record_load(loaded: OnnxModel, seconds: float) -> None:
 
 
 def _load(stored: StoredVersion) -> OnnxModel:
-    return load_stored_version(stored, registry.read_artifact)
+    return load_stored_version(stored, registry.artifact_of)
 
 
 registry = registry_from_environment()

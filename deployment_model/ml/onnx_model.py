@@ -125,10 +125,10 @@ class StoredVersion(Protocol):
     metadata: dict[str, Any]
 
 
-def load_stored_version(stored: StoredVersion, read_artifact: Callable[[str, str, str], bytes]) -> OnnxModel:
+def load_stored_version(stored: StoredVersion, read_artifact: Callable[[StoredVersion, str], bytes]) -> OnnxModel:
     """What serving builds from a registry version: its ONNX graph (read_artifact checks the digest)."""
     require_onnx(stored.metadata)
-    return load_onnx_model(read_artifact(stored.name, stored.version, ONNX_KIND), stored.metadata)
+    return load_onnx_model(read_artifact(stored, ONNX_KIND), stored.metadata)
 
 
 def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:

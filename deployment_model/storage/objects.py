@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from deployment_model.storage.s3_client import s3_client
 
 
 class StoreError(Exception):
@@ -260,9 +261,7 @@ class S3ObjectStore:
             read_timeout=cls.READ_TIMEOUT_SECONDS,
             retries={"mode": "standard", "max_attempts": cls.MAX_ATTEMPTS},
         )
-        # botocore's own session: boto3's would import boto3 and s3transfer (~30 ms of a cold start) for nothing
-        # this store uses; the client, its credentials, region and AWS_ENDPOINT_URL_S3 are the same.
-        return botocore.session.Session().create_client("s3", config=config)
+        return s3_client(config)
 
     def get(self, key: str) -> bytes:
         return self.get_tagged(key)[0]

@@ -401,6 +401,11 @@ class ModelRegistry:
         """One artifact of a version (a report, say), digest-checked like every other."""
         return self.load(name, version, kinds=(kind,)).artifacts[kind]
 
+    def artifact_of(self, stored: StoredVersion, kind: str) -> bytes:
+        """One artifact of a version already loaded: its metadata, checked then, names the artifact and its
+        digest, so it is not read again (each read is a storage round trip, on every cold start)."""
+        return self._artifact(stored.name, stored.version, stored.metadata, kind)
+
     def _artifact(self, name: str, version: str, metadata: dict[str, Any], kind: str) -> bytes:
         where = f"model {name!r} version {version}"
         entry = metadata["artifacts"].get(kind)

@@ -268,3 +268,19 @@ def test_cors_headers_only_for_the_configured_origin(tmp_path, monkeypatch: pyte
 def test_a_body_over_lambdas_6_mb_is_a_413(local_service: Service) -> None:
     answer = local_service.predict(proxy_event("/predict", None, raw='{"x_test": [' + "1.0," * 2_000_000 + "1.0]}"))
     assert answer["statusCode"] == 413 and body_of(answer)["error"] == "body_too_large"
+
+
+def test_a_cold_load_reads_the_pointer_the_metadata_and_the_graph_once_each(local_service: Service) -> None:
+    """Every object read is a storage round trip on a cold start (and when a new version is published)."""
+    from tests.unit.test_store import RecordingObjects
+
+    assert local_service.train({})["statusCode"] == 200
+    inference = local_service.inference_module
+    recording = RecordingObjects(inference.registry.objects)
+    inference.registry.objects = recording
+    assert local_service.predict({"x_test": [0.7, 1]})["statusCode"] == 200
+    read = [key.rsplit("/", 2)[-2:] for operation, key in recording.calls if operation == "get"]
+    assert len(read) == 3, recording.calls
+    assert read[0] == ["Model_ml", "latest.json"]
+    assert read[1][1] == "metadata.json"
+    assert read[2] == ["onnx", "Model_ml.onnx"]

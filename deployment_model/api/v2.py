@@ -49,7 +49,8 @@ Parameters = dict[Annotated[str, Field(max_length=256)], str | int | float | boo
 
 
 # The request is read into plain dicts, not model instances: it is validated as strictly, in half the time.
-_STRICT = ConfigDict(extra="forbid")
+# Its validator is built at the first infer, not at every cold start (most of which answer /predict).
+_STRICT = ConfigDict(extra="forbid", defer_build=True)
 
 
 @with_config(_STRICT)
@@ -83,27 +84,34 @@ class InferRequest(TypedDict):
 _INFER_REQUEST = TypeAdapter(InferRequest)
 
 
-class Tensor(BaseModel):
+class _Documented(BaseModel):
+    """A response's shape, declared for the OpenAPI document only (answers are plain dicts): built at first use
+    (`defer_build`), so a cold start never pays for building it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Tensor(_Documented):
     name: str
     datatype: str
     shape: list[int]
     data: list[Any]
 
 
-class InferResponse(BaseModel):
+class InferResponse(_Documented):
     model_name: str
     model_version: str
     id: str | None = None
     outputs: list[Tensor]
 
 
-class TensorMetadata(BaseModel):
+class TensorMetadata(_Documented):
     name: str
     datatype: str
     shape: list[int]
 
 
-class ModelMetadata(BaseModel):
+class ModelMetadata(_Documented):
     name: str
     versions: list[str]
     platform: str
@@ -111,26 +119,26 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
-class ServerMetadata(BaseModel):
+class ServerMetadata(_Documented):
     name: str
     version: str
     extensions: list[str]
 
 
-class ServerLive(BaseModel):
+class ServerLive(_Documented):
     live: bool
 
 
-class ServerReady(BaseModel):
+class ServerReady(_Documented):
     ready: bool
 
 
-class ModelReady(BaseModel):
+class ModelReady(_Documented):
     name: str
     ready: bool
 
 
-class V2Error(BaseModel):
+class V2Error(_Documented):
     error: str = Field(description="What is wrong, naming the field or resource.")
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, TypeAdapter
 
 from deployment_model.api.service import MAX_REMEMBERED_MATCHES, ServiceApp
-from tests.conftest import Service, body_of, proxy_event, start_service
+from tests.conftest import ROOT, Service, body_of, proxy_event
 
 BODY = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [0.7, 1.0]}]}
 PINNED = "/v2/models/Model_ml/versions/20200101T000000000000Z-00000000/infer"
@@ -123,16 +126,40 @@ def test_many_distinct_paths_are_matched_right_with_bounded_memory() -> None:
     assert app.matched_short_path("GET", "/items/n1") is None  # another method: Powertools answers (405)
 
 
-def test_a_cold_start_builds_no_json_schema(local_service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The infer routes' request body schema is built when the OpenAPI document is generated, not at import."""
+COLD_START = """
+import json
+from pydantic import BaseModel, TypeAdapter
+from deployment_model.local.server import LocalContext
+from tests.conftest import proxy_event
 
-    def refuse(*_: Any, **__: Any) -> Any:
-        raise AssertionError("a JSON schema was built at import")
+def refuse(*_, **__):
+    raise AssertionError("a JSON schema was built before the document was asked for")
 
-    monkeypatch.setattr(TypeAdapter, "json_schema", refuse)
-    monkeypatch.setattr(BaseModel, "model_json_schema", refuse)
-    service = start_service()
-    monkeypatch.undo()
-    document = json.loads(service.inference_module.app.get_openapi_json_schema())
-    body = document["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]
-    assert body["content"]["application/json"]["schema"]["properties"]["inputs"]["maxItems"] == 1
+json_schema, model_json_schema = TypeAdapter.json_schema, BaseModel.model_json_schema
+TypeAdapter.json_schema, BaseModel.model_json_schema = refuse, refuse
+from deployment_model.train.app import lambda_handler as train
+from deployment_model.inference import app
+from deployment_model.api import v2
+ctx = LocalContext("f")
+assert train({}, ctx)["statusCode"] == 200
+assert app.lambda_handler({"x_test": [0.7, 1.0]}, ctx)["statusCode"] == 200
+models = (v2.InferResponse, v2.V2Error)
+print("after predict", v2._INFER_REQUEST.pydantic_complete, [m.__pydantic_complete__ for m in models])
+body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [0.7, 1.0]}]}
+print("infer", app.lambda_handler(proxy_event("/v2/models/Model_ml/infer", body), ctx)["statusCode"])
+print("after infer", v2._INFER_REQUEST.pydantic_complete)
+TypeAdapter.json_schema, BaseModel.model_json_schema = json_schema, model_json_schema
+document = json.loads(app.app.get_openapi_json_schema())
+schema = document["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+print("documented", schema["properties"]["inputs"]["maxItems"])
+"""
+
+
+def test_a_cold_start_builds_no_json_schema_and_no_v2_validator(tmp_path: Path) -> None:
+    """The infer routes' request body schema is built when the OpenAPI document is generated, the inference
+    request's validator at the first infer, the v2 response models for the document only: none at import."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_STORE_DIR": str(tmp_path / "store")}
+    result = subprocess.run([sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if not line.startswith("{")]
+    assert printed == ["after predict False [False, False]", "infer 200", "after infer True", "documented 1"]

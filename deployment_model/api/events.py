@@ -40,13 +40,17 @@ def _invalid_event(field: str, expected: str) -> ApiError:
 
 def method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
     """The route an event asks for, as every route is matched: the method in upper case (`post` is POST),
-    the path without a trailing slash (as API Gateway's REST APIs and Powertools' REST resolver treat it)."""
+    the path without a trailing slash (as API Gateway's REST APIs and Powertools' REST resolver treat it).
+
+    HEAD is answered as GET (RFC 9110 9.3.2): template.yaml routes HEAD on every GET route, and API Gateway
+    (or the local server) sends the status and headers without the body."""
     method, path = event.get("httpMethod"), event.get("path")
     if not isinstance(method, str) or not method:
         raise _invalid_event("httpMethod", "a method name such as POST")
     if not isinstance(path, str) or not path.startswith("/"):
         raise _invalid_event("path", "a string starting with /")
-    return method.upper(), path.rstrip("/") or "/"
+    method = method.upper()
+    return "GET" if method == "HEAD" else method, path.rstrip("/") or "/"
 
 
 _EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list of strings)

@@ -140,7 +140,7 @@ def register_job_routes(app: ServiceApp, jobs: JobStore) -> None:
     @app.get(
         f"{JOBS_PATH}/<job_id>",
         summary="A training job's status, progress and outcome",
-        responses=route_responses(JobResponse, "The job; result once succeeded, error once failed", 404, 503),
+        responses=route_responses(JobResponse, "The job; result once succeeded, error once failed", 400, 404, 503),
     )
     def get_job(job_id: str) -> JobResponse:
         return job_response(jobs.get(job_id), jobs.clock())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -58,11 +59,17 @@ def read_feature_rows(binary: BinaryIO, source: str, features: Sequence[str] | N
     )
     reader = csv.reader(text)
     try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise ClientError(f"{source} is empty: its first line must name the feature columns") from None
+        first = next(reader, None)
+        if first is None or _blank(first):
+            if first is None or all(_blank(cells) for cells in reader):
+                raise ClientError(
+                    f"{source} has no rows: its first line must name the feature columns, then one row of values "
+                    "per line"
+                )
+            raise ClientError(f"{source} line 1 is blank: its first line must name the feature columns")
     except (UnicodeDecodeError, csv.Error) as error:
         raise ClientError(f"{source} is not a readable UTF-8 CSV file: {error}") from None
+    header = [name.strip() for name in first]
     wanted = list(features) if features else header
     missing = [name for name in wanted if name not in header]
     if missing:
@@ -71,7 +78,16 @@ def read_feature_rows(binary: BinaryIO, source: str, features: Sequence[str] | N
         )
     indexes = [header.index(name) for name in wanted]
     hint = "" if features else " (name the feature columns with --columns)"
-    return CsvRows(wanted, _rows(reader, indexes, wanted, len(header), source, hint))
+    rows = _rows(reader, indexes, wanted, len(header), source, hint)
+    first_row = next(rows, None)  # read now: a file with nothing to predict is refused before anything is sent
+    if first_row is None:
+        raise ClientError(f"{source} has a header but no rows: add one row of values per line under it")
+    return CsvRows(wanted, itertools.chain([first_row], rows))
+
+
+def _blank(cells: list[str]) -> bool:
+    """A blank line, as the csv module reads it (e.g. at the end of the file)."""
+    return not cells or (len(cells) == 1 and not cells[0].strip())
 
 
 def _rows(
@@ -80,8 +96,8 @@ def _rows(
     line = 1
     try:
         for line, cells in enumerate(reader, start=2):
-            if not cells or cells == [""]:
-                continue  # a blank line (e.g. at the end of the file)
+            if _blank(cells):
+                continue
             if len(cells) != width:
                 raise ClientError(f"{source} line {line}: {len(cells)} cells, the header has {width}")
             row = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import sys
 import time
@@ -110,7 +111,14 @@ def _client(ctx: click.Context) -> ServiceClient:
         return ServiceClient(Http(options.url, options.api_key or os.environ.get(API_KEY_ENV), options.timeout))
     if options.api_key or options.region:
         raise click.UsageError("--api-key and --region go with --url or --stack")
-    return ServiceClient(InProcess(options.store_dir))
+    return ServiceClient(InProcess(_store_dir(options.store_dir)))
+
+
+def _store_dir(path: str | None) -> str | None:
+    """The local store's folder as given, refused when it names a file (the store would fail on its first write)."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise ClientError(f"--store-dir {path} is a file, not a folder: name a folder (it is created if missing)")
+    return path
 
 
 def _console(err: bool = False) -> Console:
@@ -155,7 +163,8 @@ def _grids(path: Path) -> dict[str, Any]:
     try:
         grids = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as error:
-        raise ClientError(f"cannot read --grids {path}: {error}") from None
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ClientError(f"cannot read --grids {path}: {reason}") from None
     except json.JSONDecodeError as error:
         raise ClientError(f"--grids {path} is not valid JSON: {error}") from None
     if not isinstance(grids, dict):
@@ -199,10 +208,7 @@ def train(
     if run_async or wait:
         request["async"] = True
     if wait and not settings(ctx).remote:
-        raise click.UsageError(
-            "--wait needs a running service: in-process, nothing runs queued jobs. "
-            f"Start `{PROG} serve` and add --url http://127.0.0.1:{DEFAULT_PORT}"
-        )
+        raise click.UsageError(_NO_JOB_WORKER)
     client = _client(ctx)
     answer = client.train(request)
     if "job_id" not in answer:  # answered synchronously
@@ -213,12 +219,21 @@ def train(
             click.echo(json.dumps(answer, indent=2))
         else:
             click.echo(answer["job_id"])  # alone on stdout, so that a script can capture it
-            click.echo(f"queued; follow it with: {PROG} jobs show {answer['job_id']} --wait", err=True)
+            follow = f"{PROG} jobs show {answer['job_id']} --wait"
+            if not settings(ctx).remote:  # in-process nothing runs it: a server on this store will
+                follow = f"`{PROG} serve`, then {follow} --url http://127.0.0.1:{DEFAULT_PORT}"
+            click.echo(f"queued; follow it with: {follow}", err=True)
         return
     _finish_job(ctx, _wait_for_job(client, answer["job_id"], poll_seconds), result_only=True)
 
 
 # ---------------------------------------------------------------- jobs
+
+
+_NO_JOB_WORKER = (
+    "--wait needs a running service: in-process, nothing runs queued jobs. "
+    f"Start `{PROG} serve` and add --url http://127.0.0.1:{DEFAULT_PORT}"
+)
 
 
 def _wait_for_job(client: ServiceClient, job_id: str, poll_seconds: float) -> dict[str, Any]:
@@ -276,8 +291,11 @@ def jobs_list(ctx: click.Context, limit: int | None, next_token: str | None) -> 
 def jobs_show(ctx: click.Context, job_id: str, wait: bool, poll_seconds: float) -> None:
     """One job: its status, progress and result (or error)."""
     client = _client(ctx)
-    job = _wait_for_job(client, job_id, poll_seconds) if wait else client.job(job_id)
+    job = client.job(job_id)
+    if wait and job["status"] not in _FINISHED and not settings(ctx).remote:
+        raise click.UsageError(_NO_JOB_WORKER)  # it would never start: say so instead of polling forever
     if wait:
+        job = _wait_for_job(client, job_id, poll_seconds)
         _finish_job(ctx, job)
     else:
         _emit(ctx, job, views.show_job)
@@ -290,11 +308,12 @@ def _parse_row(text: str) -> list[float]:
     if text.startswith("--"):
         raise click.NoSuchOption(text)
     try:
-        return [float(value) for value in text.split(",")]
+        row = [float(value) for value in text.split(",")]
     except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: each row is comma-separated numbers, e.g. 0.7,1", param_hint="ROWS"
-        ) from None
+        row = []
+    if not row or not all(map(math.isfinite, row)):  # nan, inf, 1e400: JSON has no such numbers
+        raise click.BadParameter(f"{text!r}: each row is comma-separated finite numbers, e.g. 0.7,1", param_hint="ROWS")
+    return row
 
 
 def _progress(*columns: Any) -> Progress:
@@ -334,6 +353,16 @@ def _open_csv(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
         raise ClientError(f"cannot read --csv {path}: {error.strerror}") from None
     with handle:
         yield handle, os.fstat(handle.fileno()).st_size
+
+
+def _same_file(path: str, other: str | None) -> bool:
+    """Whether two paths name one existing file (however they are spelled); '-' is a stream, never a file."""
+    if other is None or "-" in (path, other):
+        return False
+    try:
+        return os.path.samefile(path, other)
+    except OSError:  # either does not exist (yet): opening it says what is wrong
+        return False
 
 
 @contextlib.contextmanager
@@ -404,6 +433,8 @@ def predict(
     )
     if output_format == "table" and csv_path:
         raise click.UsageError("--format table is for rows given as arguments; a CSV's predictions are csv or json")
+    if csv_path and _same_file(csv_path, output):  # writing would empty the rows before they are read
+        raise ClientError(f"--output {output} is the --csv file: choose another output file")
     client = _client(ctx)
     max_rows = batch_rows or max_rows_per_request()
     if rows:
@@ -427,7 +458,7 @@ def predict(
         with bar:
             task = bar.add_task("predict", total=size, rows=0)
             counted = CountingReader(handle, lambda n: bar.advance(task, n))
-            source = read_feature_rows(counted, csv_path, names)
+            source = read_feature_rows(counted, "standard input" if csv_path == "-" else csv_path, names)
             done = {"rows": 0}
 
             def count(labelled: int) -> None:
@@ -600,7 +631,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     options = settings(ctx)
     if options.remote:
         raise click.UsageError("serve runs the service here; --url and --stack name a service elsewhere")
-    configure_environment(options.store_dir)
+    configure_environment(_store_dir(options.store_dir))
     # A retrain here should answer at once, not after the deployed default of 60 s: re-read the pointer each second.
     os.environ.setdefault("MODEL_CACHE_TTL_SECONDS", str(LOCAL_CACHE_TTL_SECONDS))
     try:

@@ -204,8 +204,11 @@ class ServiceClient:
         if isinstance(body, dict) and isinstance(body.get("message"), str):
             error = ServiceError(answer.status, str(body.get("error") or "http_error"), body["message"])
         else:
-            text = answer.body[:200].decode("utf-8", "replace").strip() or "no message"
-            error = ServiceError(answer.status, "http_error", f"HTTP {answer.status}: {text}")
+            # Not this service's JSON (another server at that URL, a proxy's page): summed up on one line.
+            text = " ".join(answer.body[:400].decode("utf-8", "replace").split())[:200] or "no message"
+            kind = answer.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+            where = f"{kind}, not an answer of this service: is the URL right?"
+            error = ServiceError(answer.status, "http_error", f"HTTP {answer.status} ({where}): {text}")
         if answer.status == 504 and "error" not in (body or {}):
             # API Gateway's own timeout: the integration ran past its 29 s.
             error.message = f"{error.message} (HTTP 504): the call took longer than the API allows; train with --async"

@@ -130,9 +130,11 @@ def openapi_document(template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
             part.get("components", {}).get("schemas", {})
         )
     # Powertools documents its default 422 for validation errors; this service answers them 400 (ErrorResponse).
+    # A route's own 422 (declared with route_responses, e.g. training_too_long) stays.
     for operations in document["paths"].values():
         for operation in operations.values():
-            operation["responses"].pop("422", None)
+            if "HTTPValidationError" in json.dumps(operation["responses"].get("422", {})):
+                del operation["responses"]["422"]
     schemas = document["components"]["schemas"]
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         schemas.pop(unused, None)
@@ -242,11 +244,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send_answer(refused.answer)
             return
-        if method == "GET" and url.path == OPENAPI_PATH:
+        reads = method in ("GET", "HEAD")  # HEAD: GET's status and headers, no body (_send leaves it out)
+        if reads and url.path == OPENAPI_PATH:
             self._route_path = OPENAPI_PATH
             self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
             return
-        if method == "GET" and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
+        if reads and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
             self._route_path = url.path
             self._send(*docs_page.answer(url.path))
             return

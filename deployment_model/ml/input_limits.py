@@ -86,8 +86,11 @@ def check_rows(limits: dict[str, Any], rows: np.ndarray, feature_names: Sequence
     outside = (rows < low) | (rows > high)
     if outside.any():
         row, column = (int(i) for i in np.argwhere(outside)[0])
+        # Each number as repr writes it (the shortest text that reads back as the same float): a value just past
+        # a limit never reads as equal to it.
+        value, least, most = (float(number) for number in (rows[row, column], low[column], high[column]))
         raise InvalidRowsError(
-            f"x_test row {row}: value {column} ({feature_names[column]}) is outside what model {model!r} can "
-            f"compute with: it accepts {low[column]:.6g} to {high[column]:.6g} for that feature "
-            f"({limits.get('reason', 'its numeric range')})"
+            f"x_test row {row}, feature {feature_names[column]!r} (column {column}, both counted from 0): "
+            f"{value!r} is outside what model {model!r} can compute with: it accepts {least!r} to {most!r} "
+            f"for that feature ({limits.get('reason', 'its numeric range')})"
         )

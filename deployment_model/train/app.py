@@ -138,7 +138,9 @@ def train_flow(request: TrainRequest, on_candidate_done: ProgressCallback | None
 @app.post(
     "/models/<name>/publish",
     summary="Publish a stored version (promote or roll back), after checking it loads",
-    responses=route_responses(PublishResponse, "The published version and the one it replaced", 400, 404, 409, 503),
+    responses=route_responses(
+        PublishResponse, "The published version and the one it replaced", 400, 404, 409, 413, 503
+    ),
 )
 def publish_version(name: ModelName, request: Annotated[PublishRequest, Body()]) -> PublishResponse:
     load_model(registry.load(name, request.version, MODEL_KINDS))  # digests and library versions, before traffic
@@ -175,7 +177,9 @@ def delete_model(name: ModelName) -> DeletedModel:
 @app.post(
     "/models/<name>/versions/<version>/export",
     summary="Convert a version trained before ONNX into a new version the inference function can serve",
-    responses=route_responses(ExportResponse, "The new version and the one it derives from", 400, 404, 409, 422, 503),
+    responses=route_responses(
+        ExportResponse, "The new version and the one it derives from", 400, 404, 409, 413, 422, 503
+    ),
 )
 def export_version(
     name: ModelName, version: ModelVersion, request: Annotated[ExportRequest | None, Body()] = None

@@ -97,7 +97,7 @@ def test_job_status_routes_are_gets_on_the_read_only_function(cfn: dict[str, Any
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
     for path, function in GET_ROUTES.items():
-        assert set(paths[path]) == {"get", "options"}, path
+        assert set(paths[path]) == {"get", "head", "options"}, path
         operation = paths[path]["get"]
         assert operation["security"] == [{"api_key": []}]
         uri = json.dumps(operation["x-amazon-apigateway-integration"]["uri"])

@@ -37,6 +37,8 @@ ROUTES = {
     ("/v2/models/{name}/versions/{version}/ready", "get"): "InferenceFunction",
     ("/v2/models/{name}/versions/{version}/infer", "post"): "InferenceFunction",
 }
+# HEAD on every GET route (RFC 9110 9.3.2), to the same function, which answers it as GET.
+ROUTES |= {(path, "head"): function for (path, method), function in list(ROUTES.items()) if method == "get"}
 PATHS = {path for path, _ in ROUTES}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
 
@@ -103,10 +105,11 @@ def test_each_route_goes_to_its_function_and_needs_an_api_key(cfn: dict[str, Any
 def test_the_v2_protocol_routes_are_read_only_calls_to_the_inference_function(cfn: dict[str, Any]) -> None:
     (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
     paths = api["Properties"]["Body"]["paths"]
-    v2_routes = {path: method for path, method in ROUTES if path.startswith("/v2")}
+    v2_routes = {path: method for path, method in ROUTES if path.startswith("/v2") and method != "head"}
     assert len(v2_routes) == 9
     for path, method in v2_routes.items():
-        assert ROUTES[(path, method)] == "InferenceFunction" and set(paths[path]) == {method, "options"}
+        heads = {"head"} if method == "get" else set()
+        assert ROUTES[(path, method)] == "InferenceFunction" and set(paths[path]) == {method, "options"} | heads
         # A browser page (the local /docs against a stage) preflights GETs too: they carry x-api-key.
         preflight = paths[path]["options"]["x-amazon-apigateway-integration"]["responses"]["default"]
         allowed = preflight["responseParameters"]["method.response.header.Access-Control-Allow-Methods"]

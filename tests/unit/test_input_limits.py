@@ -18,7 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.neighbors import KNeighborsClassifier
 
-from deployment_model.ml.input_limits import FLOAT32_MAX, FLOAT64_MAX, UnusableModelError, max_scaled_magnitude
+from deployment_model.ml.input_limits import (
+    FLOAT32_MAX,
+    FLOAT64_MAX,
+    UnusableModelError,
+    check_rows,
+    max_scaled_magnitude,
+)
 from deployment_model.ml.prediction import InvalidRowsError, predict
 from deployment_model.ml.training import iris_dataset, resolve_grids, train_model
 from tests.conftest import ROOT, Service, body_of, proxy_event
@@ -106,8 +112,13 @@ def test_values_at_the_limits_are_served(loaded_models, name: str) -> None:
     corners = np.array([[low[0], low[1]], [high[0], high[1]], [low[0], high[1]], [high[0], low[1]]])
     assert served_correctly(loaded, corners)
     just_outside = np.nextafter(high, np.inf)
-    with pytest.raises(InvalidRowsError, match=r"x_test row 0: value 0 \(petal_width\)"):
+    with pytest.raises(InvalidRowsError) as refused:
         predict(loaded, np.array([[just_outside[0], 1.0]]))
+    # The value and the limit it passes read as different numbers: neither is rounded into the other.
+    assert str(refused.value).startswith(
+        f"x_test row 0, feature 'petal_width' (column 0, both counted from 0): {float(just_outside[0])!r} is outside"
+    )
+    assert f"to {float(high[0])!r} for that feature" in str(refused.value)
 
 
 def test_random_forest_limits_are_float32s() -> None:
@@ -141,7 +152,21 @@ def test_the_reported_500s_are_400s_naming_the_range(local_service: Service, gri
     answer = local_service.predict(proxy_event("/predict", {"x_test": row}))
     body = body_of(answer)
     assert answer["statusCode"] == 400, body
-    assert "x_test row 0: value 0 (petal_width) is outside what model 'Model_ml' can compute with" in body["message"]
+    where = "x_test row 0, feature 'petal_width' (column 0, both counted from 0)"
+    assert body["message"].startswith(f"{where}: {row[0]!r} is outside")
+    assert "is outside what model 'Model_ml' can compute with" in body["message"]
+
+
+def test_the_refusal_names_the_row_the_feature_and_the_offending_value_not_an_index_as_a_value() -> None:
+    """The second row's second feature is out: the message says which, and quotes the value as sent."""
+    limits = {"min": [0.0, -5.0], "max": [10.0, 5.0], "reason": "a test range"}
+    rows = np.array([[1.0, 0.0], [2.0, 1e39]])
+    with pytest.raises(InvalidRowsError) as refused:
+        check_rows(limits, rows, ["sepal_width", "petal_width"], "flowers")
+    assert str(refused.value) == (
+        "x_test row 1, feature 'petal_width' (column 1, both counted from 0): 1e+39 is outside what model "
+        "'flowers' can compute with: it accepts -5.0 to 5.0 for that feature (a test range)"
+    )
 
 
 def test_a_knn_power_that_overflows_on_its_own_training_data_is_unusable() -> None:

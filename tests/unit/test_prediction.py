@@ -64,7 +64,8 @@ def test_rows_of_the_wrong_width_name_the_expected_features(objects, trained) ->
 def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
     store = ModelRegistry(objects)
     publish(store, trained)
-    with pytest.raises(InvalidRowsError, match=r"x_test row 1: value . .* is outside what model 'Model_ml'"):
+    refusal = r"x_test row 1, feature 'petal_\w+' \(column ., both counted from 0\): \S+ is outside what model"
+    with pytest.raises(InvalidRowsError, match=refusal):
         predict(load(store), np.array([[0.7, 1.0], row]))
 
 

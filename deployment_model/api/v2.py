@@ -38,6 +38,8 @@ PLATFORM = "onnxruntime_onnx"  # what Triton calls a model served by onnxruntime
 INPUT_NAME = "input-0"  # what metadata calls the one input; a request may name it as it likes
 LABEL, CLASS_INDEX, PROBABILITIES = "label", "class_index", "probabilities"
 BINARY_HEADER = "inference-header-content-length"  # the binary tensor extension's marker
+# Header names, one a line, are searched for it in one pass (a name holds no line break; any case matches).
+_BINARY_LINE = f"\n{BINARY_HEADER}\n"
 
 PredictFunction = Callable[[PredictRequest], dict[str, Any]]
 LoadFunction = Callable[[str, str | None], OnnxModel]
@@ -282,7 +284,8 @@ class OpenInferenceProtocol:
 def _parse_request(event: Mapping[str, Any]) -> InferRequest:
     """The inference request object, read with /predict's body checks (missing, base64, 6 MB) and validated."""
     headers = event.get("headers")
-    if isinstance(headers, dict) and BINARY_HEADER in map(str.lower, map(str, headers)):  # C-level passes
+    names = "\n".join(map(str, headers)).lower() if isinstance(headers, dict) else ""
+    if _BINARY_LINE in f"\n{names}\n":
         raise _bad_request(
             "binary tensor data is not supported: send tensors as JSON "
             "(tritonclient: set_data_from_numpy(..., binary_data=False))"

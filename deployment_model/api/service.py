@@ -263,12 +263,10 @@ class ServiceApp(APIGatewayRestResolver):
             return self.shaped_error(
                 path, validation_answer([{"type": "json_invalid", "loc": ("body",), "ctx": {"error": exc.msg}}])
             )
-        answer = self.call(short, payload, request_id, arguments)
+        answer = self.call(short, payload, request_id)
         return self.shaped_error(path, answer) if answer[0] >= HTTPStatus.BAD_REQUEST else answer
 
-    def call(
-        self, operation: ShortPath, payload: Any, request_id: str, arguments: Mapping[str, Any] = MappingProxyType({})
-    ) -> RouteAnswer:
+    def call(self, operation: ShortPath, payload: Any, request_id: str) -> RouteAnswer:
         """Validate the payload with the operation's model and run it; every outcome becomes an answer."""
         model = operation.request_model
         if model is None:
@@ -276,7 +274,7 @@ class ServiceApp(APIGatewayRestResolver):
         if not isinstance(payload, dict):
             return error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", "request body must be a JSON object")
         try:
-            result = operation.function(model.model_validate(payload), **arguments)
+            result = operation.function(model.model_validate(payload))
         except ValidationError as exc:
             issues = exc.errors(include_url=False, include_input=False)
             return validation_answer(issues, [field.alias or name for name, field in model.model_fields.items()])

@@ -11,13 +11,15 @@ Every route is matched the same way: a trailing slash names the same route (as A
 Powertools' REST resolver already treat it), a method in any case (`post` is POST); a body is read as JSON
 whatever Content-Type says, and a malformed event is a 400 naming its field, never a 500 (api/events.py).
 
-Operations are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
+Routes are declared on Powertools' REST resolver, which generates the OpenAPI document and answers every
 other route (validation errors become our 400s) and everything that matches no route (404, 405, CORS
-preflight). A request that matches an operation is validated with the operation's pydantic model and handed
-straight to it: Powertools' per-request middleware chain costs about 200 microseconds a call (see
-docs/performance.md), more than our whole budget for a warm prediction. Routes with path parameters can take
-the same short path (`@app.short_path(method, path)`): their path values are validated with their annotations,
-then the function runs, with Powertools' error handling (and a protocol's error shape) as on any route.
+preflight). Operations, and routes declared with `@app.short_path(method, path)` (v2 infer), take one short
+path instead: Powertools' per-request middleware chain costs about 200 microseconds a call (see
+docs/performance.md), more than our whole budget for a warm prediction. The route is matched as Powertools
+would match it (remembered per path), its path values are validated with their annotations, an operation's
+body with its pydantic model, then the function runs; errors are answered as on any route, in the error shape
+of the path's protocol. A short-path route reads only the method, path and body (and, defensively, the
+headers it cares about): a malformed event field it does not read is no reason to refuse the request.
 """
 
 from __future__ import annotations
@@ -37,11 +39,9 @@ import numpy as np
 import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -73,6 +73,7 @@ __all__ = ["ApiError", "ServiceApp", "check_bucket", "entry_point", "register_er
 
 SERVICE_NAME = os.environ.get("POWERTOOLS_SERVICE_NAME", "ml-service")
 API_KEY_HEADER = "x-api-key"  # what the deployed API enforces (template.yaml: Auth.ApiKeyRequired)
+MAX_REMEMBERED_MATCHES = 256  # request paths whose short path (with path values) is remembered
 _API_KEY_SCHEME = {"type": "apiKey", "name": API_KEY_HEADER, "in": "header"}  # OpenAPI's security scheme object
 
 logger = Logger(service=SERVICE_NAME)
@@ -80,8 +81,11 @@ logger = Logger(service=SERVICE_NAME)
 logging.getLogger("aws_lambda_powertools.event_handler").setLevel(logging.INFO)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MlService"), service=SERVICE_NAME)
 
-# The API Gateway event being answered ({} for a direct invocation): for an operation that reads headers.
+# The API Gateway event being answered, as sent ({} for a direct invocation): for a short-path route that reads
+# its headers or body.
 current_event: ContextVar[Mapping[str, Any]] = ContextVar("current_event", default=MappingProxyType({}))
+# An answer whose body may already be JSON text (a route's Response), serialized once on the way out.
+RouteAnswer = tuple[int, dict[str, Any] | str, Headers]
 
 
 @dataclass(frozen=True)
@@ -128,17 +132,13 @@ def _serialize(obj: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Operation:
-    request_model: type[BaseModel]
-    function: Callable[[Any], BaseModel | dict[str, Any]]
-
-
-@dataclass(frozen=True)
 class ShortPath:
-    """A route answered without Powertools' per-request middleware: its path parameters' validators, its function."""
+    """A route answered without Powertools' per-request middleware (see the module doc): its function, the
+    validators of its path parameters, and for an operation the pydantic model its JSON body is validated with."""
 
-    parameters: dict[str, TypeAdapter[Any]]
     function: Callable[..., Any]
+    parameters: Mapping[str, TypeAdapter[Any]]
+    request_model: type[BaseModel] | None = None
 
 
 class ServiceApp(APIGatewayRestResolver):
@@ -152,8 +152,11 @@ class ServiceApp(APIGatewayRestResolver):
             serializer=_serialize,
             json_body_deserializer=orjson.loads,  # bounded nesting; its JSONDecodeError is json's, a 400
         )
-        self.operations: dict[str, Operation] = {}
-        self.short_paths: dict[tuple[str, str], ShortPath] = {}  # (method, declared path): the route's short path
+        # (METHOD, declared path): how the route is answered on the short path (operations included).
+        self.short_paths: dict[tuple[str, str], ShortPath] = {}
+        # (METHOD, path): (declared path, path values) of a short path matched before; see matched_short_path.
+        self._remembered: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        self._remembered_for = 0  # how many routes were declared when they were matched
         # Paths under these prefixes speak another protocol, whose error bodies have their own shape (v2).
         self.error_shapes: dict[str, Callable[[Answer], Answer]] = {}
         self.exception_handler(Exception)(self._answer_exception)
@@ -171,13 +174,14 @@ class ServiceApp(APIGatewayRestResolver):
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare `POST path`; the function takes one argument annotated Annotated[<pydantic model>, Body()].
 
-        Its OpenAPI operationId is the path in words (`/predict` -> `predict`) unless given.
+        Its OpenAPI operationId is the path in words (`/predict` -> `predict`) unless given. It is answered on
+        the short path: the body validated with the model, then the function.
         """
 
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
             (hint,) = (h for name, h in get_type_hints(function, include_extras=True).items() if name != "return")
             model = get_args(hint)[0] if get_origin(hint) is Annotated else hint
-            self.operations[path] = Operation(model, function)
+            self.short_paths[("POST", path)] = ShortPath(function, {}, model)
             name = operation_id or re.sub(r"\W+", "_", path.strip("/")) or "root"
             return self.post(path, operation_id=name, **openapi)(function)
 
@@ -187,8 +191,10 @@ class ServiceApp(APIGatewayRestResolver):
         """Declare `method path` as Powertools' app.route does (docs, 404/405, CORS preflight), and answer its
         requests on the short path: each path parameter validated with its annotation, then the function.
 
-        The function takes path parameters only (declared <name> in the path); it reads anything else from
-        app.current_event, as on any Powertools route, and returns a Response (or a JSON-able body).
+        The function takes path parameters only (declared <name> in the path). Like an operation it reads the
+        rest of the request from the event as sent (`current_event`): the body with plain_body(), any header
+        defensively (a malformed field it does not read is no reason to refuse the request). It returns a
+        Response (or a JSON-able body).
         """
 
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -196,27 +202,46 @@ class ServiceApp(APIGatewayRestResolver):
             hints = {k: h for k, h in get_type_hints(function, include_extras=True).items() if k != "return"}
             if set(hints) != set(re.findall(r"<(\w+)>", path)):
                 raise TypeError(f"{function.__name__}: a short-path route takes exactly its path's parameters")
-            self.short_paths[(method.upper(), path)] = ShortPath(
-                {k: TypeAdapter(h) for k, h in hints.items()}, function
-            )
+            parameters = {k: TypeAdapter(h) for k, h in hints.items()}
+            self.short_paths[(method.upper(), path)] = ShortPath(function, parameters)
             return declared
 
         return register
 
     def matched_short_path(self, method: str, path: str) -> tuple[ShortPath, dict[str, str]] | None:
         """The short path of the route Powertools would match (the first declared that matches), with its path
-        values; None when that route has no short path, or no route matches."""
-        for route in self._static_routes + self._dynamic_routes:
-            if route.method == method and (match := route.rule.match(path)):
-                short = self.short_paths.get((method, route.path))
-                return (short, match.groupdict()) if short else None
-        return None
+        values; None when that route has no short path, or no route matches.
+
+        A match with path values is remembered (up to MAX_REMEMBERED_MATCHES, forgotten when routes are declared):
+        trying the patterns one after another costs microseconds a call, and clients ask for few distinct paths.
+        """
+        short = self.short_paths.get((method, path))
+        if short is not None and not short.parameters:  # a static route: Powertools matches those first
+            return short, {}
+        declared = len(self._static_routes) + len(self._dynamic_routes)
+        if declared != self._remembered_for or len(self._remembered) >= MAX_REMEMBERED_MATCHES:
+            self._remembered.clear()
+            self._remembered_for = declared
+        remembered = self._remembered.get((method, path))
+        if remembered is None:
+            for route in self._static_routes + self._dynamic_routes:
+                if route.method == method and (match := route.rule.match(path)):
+                    remembered = route.path, match.groupdict()
+                    break
+            else:
+                return None
+        short = self.short_paths.get((method, remembered[0]))
+        if short is None:
+            return None
+        self._remembered[(method, path)] = remembered
+        return short, remembered[1]
 
     def call_short_path(
-        self, short: ShortPath, values: dict[str, str], event: dict[str, Any], context: LambdaContext
-    ) -> tuple[int, str, dict[str, Any]]:
-        """Validate the path values and run the route's function: (status, JSON text, headers); never raises."""
-        path, arguments, issues = event["path"], {}, []
+        self, short: ShortPath, values: Mapping[str, str], path: str, event: Mapping[str, Any], request_id: str
+    ) -> RouteAnswer:
+        """Validate the path values (and an operation's body), run the route's function: its answer, where the
+        body may be JSON text already; errors in the shape of the path's protocol. Never raises."""
+        arguments, issues = {}, []
         for name, validator in short.parameters.items():
             try:
                 arguments[name] = validator.validate_python(values[name])
@@ -224,35 +249,38 @@ class ServiceApp(APIGatewayRestResolver):
                 errors_found = exc.errors(include_url=False, include_input=False)
                 issues += [{**issue, "loc": ("path", name, *issue["loc"])} for issue in errors_found]
         if issues:
-            return _text_answer(self.shaped_error(path, validation_answer(issues)))
-        # Where Powertools' resolve() puts them (class attributes, which its routers and later requests read).
-        BaseRouter.current_event, BaseRouter.lambda_context = APIGatewayProxyEvent(event), context
+            return self.shaped_error(path, validation_answer(issues))
+        if short.request_model is None:
+            try:
+                return _answer_of(short.function(**arguments))
+            except Exception as exc:
+                return self.shaped_error(path, answer_for(exc, request_id))
         try:
-            result = short.function(**arguments)
-        except Exception as exc:
-            return _text_answer(self.shaped_error(path, answer_for(exc, context.aws_request_id)))
-        if not isinstance(result, Response):
-            result = _response(200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {})
-        body = result.body if isinstance(result.body, str) else _serialize(result.body)
-        return result.status_code, body, {"Content-Type": result.content_type, **(result.headers or {})}
+            payload = orjson.loads(plain_body(event))
+        except ApiError as exc:
+            return self.shaped_error(path, error_answer(exc.status, exc.code, exc.message))
+        except orjson.JSONDecodeError as exc:
+            return self.shaped_error(
+                path, validation_answer([{"type": "json_invalid", "loc": ("body",), "ctx": {"error": exc.msg}}])
+            )
+        answer = self.call(short, payload, request_id)
+        return self.shaped_error(path, answer) if answer[0] >= HTTPStatus.BAD_REQUEST else answer
 
-    def call(self, operation: Operation, payload: Any, request_id: str) -> Answer:
+    def call(self, operation: ShortPath, payload: Any, request_id: str) -> RouteAnswer:
         """Validate the payload with the operation's model and run it; every outcome becomes an answer."""
+        model = operation.request_model
+        if model is None:
+            raise TypeError(f"{operation.function.__name__} is not an operation: it declares no request model")
         if not isinstance(payload, dict):
             return error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", "request body must be a JSON object")
         try:
-            request = operation.request_model.model_validate(payload)
-            result = operation.function(request)
+            result = operation.function(model.model_validate(payload))
         except ValidationError as exc:
             issues = exc.errors(include_url=False, include_input=False)
-            return validation_answer(
-                issues, [field.alias or name for name, field in operation.request_model.model_fields.items()]
-            )
+            return validation_answer(issues, [field.alias or name for name, field in model.model_fields.items()])
         except Exception as exc:
             return answer_for(exc, request_id)
-        if isinstance(result, Answered):
-            return int(result.status), result.body.model_dump(mode="json"), result.headers
-        return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
+        return _answer_of(result)
 
     def shaped_error(self, path: str, answer: Answer) -> Answer:
         """An error answer in the shape of the protocol the path speaks (ours unless registered otherwise)."""
@@ -276,10 +304,17 @@ class ServiceApp(APIGatewayRestResolver):
         return self._cors.to_dict(allowed) if allowed else {}
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:
-        """The OpenAPI document, with routes declared without an operationId named after their function."""
+        """The OpenAPI document, with routes declared without an operationId named after their function.
+
+        A value of a route's openapi_extensions may be a function returning it: called here, when the document
+        is generated, so that docs costly to build (a JSON schema) cost no cold start.
+        """
         for route in self._static_routes + self._dynamic_routes:
             if route.operation_id == route._generate_operation_id():
                 route.operation_id = route.func.__name__
+            extensions = route.openapi_extensions or {}
+            if any(callable(value) for value in extensions.values()):
+                route.openapi_extensions = {k: v() if callable(v) else v for k, v in extensions.items()}
         return super().get_openapi_schema(**kwargs)
 
     def _answer_not_found(self, _: NotFoundError) -> Response:
@@ -307,6 +342,16 @@ class ServiceApp(APIGatewayRestResolver):
 
 def _response(status: int, body: dict[str, Any], headers: Headers) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def _answer_of(result: Any) -> RouteAnswer:
+    """What a route's function returned, as an answer: a Response (its body may be JSON text already), an
+    Answered, a pydantic model or a JSON-able dict (numpy values allowed)."""
+    if isinstance(result, Response):
+        return result.status_code, result.body, {"Content-Type": result.content_type, **(result.headers or {})}
+    if isinstance(result, Answered):
+        return int(result.status), result.body.model_dump(mode="json"), result.headers
+    return 200, result.model_dump(mode="json") if isinstance(result, BaseModel) else result, {}
 
 
 def check_bucket(name_bucket: str | None) -> None:
@@ -368,7 +413,7 @@ def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_pat
                 current_event.set(event)
                 return _answer_proxy_event(app, event, context)
             current_event.set({})
-            status, body, _ = app.call(app.operations[direct_path], event, context.aws_request_id)
+            status, body, _ = app.call(app.short_paths[("POST", direct_path)], event, context.aws_request_id)
             return {"statusCode": status, **_plain_json(body)}
     except Exception as exc:  # last resort: Lambda would turn an escaped exception into a bare 502
         logger.error("unhandled error outside the operation", extra=errors.bug_report(exc))
@@ -381,30 +426,19 @@ def _answer_proxy_event(app: ServiceApp, event: dict[str, Any], context: LambdaC
     path = "/"
     try:
         method, path = method_and_path(event)
-        operation = app.operations.get(path) if method == "POST" else None
-        if operation is None:
-            checked = checked_event(event, method, path)
-            short_path = app.matched_short_path(method, path)
-            if short_path is None:  # other routes, 404, 405 or a CORS preflight
-                return app.resolve(powertools_event(checked), context)
-            return _proxy_text(app, event, *app.call_short_path(*short_path, checked, context))
-        payload = orjson.loads(plain_body(event))
+        matched = app.matched_short_path(method, path)
+        if matched is None:  # other routes, 404, 405 or a CORS preflight
+            return app.resolve(powertools_event(checked_event(event, method, path)), context)
     except ApiError as exc:
         answer = app.shaped_error(path, error_answer(exc.status, exc.code, exc.message))
-    except orjson.JSONDecodeError as exc:
-        answer = validation_answer([{"type": "json_invalid", "loc": ("body",), "ctx": {"error": exc.msg}}])
     else:
-        answer = app.call(operation, payload, context.aws_request_id)
-    return _proxy_response(app, event, answer)
-
-
-def _proxy_response(app: ServiceApp, event: Mapping[str, Any], answer: Answer) -> dict[str, Any]:
+        answer = app.call_short_path(*matched, path, event, context.aws_request_id)
     return _proxy_text(app, event, *_text_answer(answer))
 
 
-def _text_answer(answer: Answer) -> tuple[int, str, dict[str, Any]]:
+def _text_answer(answer: RouteAnswer) -> tuple[int, str, Headers]:
     status, body, headers = answer
-    return status, _serialize(body), headers
+    return status, body if isinstance(body, str) else _serialize(body), headers
 
 
 def _proxy_text(

@@ -12,14 +12,15 @@ refused with a 400 that says so; a request for binary outputs is answered in JSO
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cache
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-import numpy as np
 import orjson
 from aws_lambda_powertools.event_handler import Response, content_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
 
 from deployment_model.api.events import plain_body
 from deployment_model.api.schemas import MAX_FEATURES_PER_ROW, MAX_ROWS_PER_REQUEST, PredictRequest, TooManyRowsError
@@ -37,6 +38,8 @@ PLATFORM = "onnxruntime_onnx"  # what Triton calls a model served by onnxruntime
 INPUT_NAME = "input-0"  # what metadata calls the one input; a request may name it as it likes
 LABEL, CLASS_INDEX, PROBABILITIES = "label", "class_index", "probabilities"
 BINARY_HEADER = "inference-header-content-length"  # the binary tensor extension's marker
+# Header names, one a line, are searched for it in one pass (a name holds no line break; any case matches).
+_BINARY_LINE = f"\n{BINARY_HEADER}\n"
 
 PredictFunction = Callable[[PredictRequest], dict[str, Any]]
 LoadFunction = Callable[[str, str | None], OnnxModel]
@@ -47,53 +50,70 @@ _TERMS = (("x_test", "inputs[0].data"), ("filename_model", "model name"), ("mode
 Parameters = dict[Annotated[str, Field(max_length=256)], str | int | float | bool | None]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# The request is read into plain dicts, not model instances: it is validated as strictly, in half the time.
+# Its validator is built at the first infer, not at every cold start (most of which answer /predict).
+_STRICT = ConfigDict(extra="forbid", defer_build=True)
 
 
-class RequestInput(_Strict):
-    name: str = Field(max_length=256, description=f"Any name (metadata calls it {INPUT_NAME}).")
-    shape: list[Annotated[int, Field(ge=0, strict=True)]] = Field(
-        min_length=2, max_length=2, description="[rows, features]."
-    )
-    datatype: Literal["FP64", "FP32"] = Field(description="FP64; FP32 is accepted (JSON numbers either way).")
-    parameters: Parameters | None = None
-    data: list[Any] = Field(description="Row-major numbers: flat [f1, f2, ...] or nested [[f1, f2], ...].")
+@with_config(_STRICT)
+class RequestInput(TypedDict):
+    name: Annotated[str, Field(max_length=256, description=f"Any name (metadata calls it {INPUT_NAME}).")]
+    shape: Annotated[
+        list[Annotated[int, Field(ge=0, strict=True)]],
+        Field(min_length=2, max_length=2, description="[rows, features]."),
+    ]
+    datatype: Annotated[Literal["FP64", "FP32"], Field(description="FP64; FP32 is accepted (JSON numbers either way).")]
+    parameters: NotRequired[Parameters | None]
+    data: Annotated[list[Any], Field(description="Row-major numbers: flat [f1, f2, ...] or nested [[f1, f2], ...].")]
 
 
-class RequestOutput(_Strict):
+@with_config(_STRICT)
+class RequestOutput(TypedDict):
     name: Literal["label", "class_index", "probabilities"]
-    parameters: Parameters | None = None
+    parameters: NotRequired[Parameters | None]
 
 
-class InferRequest(_Strict):
-    id: str | None = Field(default=None, max_length=256, description="Echoed in the response.")
-    parameters: Parameters | None = None
-    inputs: list[RequestInput] = Field(min_length=1, max_length=1, description="Exactly one input tensor.")
-    outputs: list[RequestOutput] | None = Field(default=None, description="A subset of the outputs; omitted: all.")
+@with_config(_STRICT)
+class InferRequest(TypedDict):
+    id: NotRequired[Annotated[str | None, Field(max_length=256, description="Echoed in the response.")]]
+    parameters: NotRequired[Parameters | None]
+    inputs: Annotated[list[RequestInput], Field(min_length=1, max_length=1, description="Exactly one input tensor.")]
+    outputs: NotRequired[
+        Annotated[list[RequestOutput] | None, Field(description="A subset of the outputs; omitted: all.")]
+    ]
 
 
-class Tensor(BaseModel):
+_INFER_REQUEST = TypeAdapter(InferRequest)
+
+
+class _Documented(BaseModel):
+    """A response's shape, declared for the OpenAPI document only (answers are plain dicts): built at first use
+    (`defer_build`), so a cold start never pays for building it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Tensor(_Documented):
     name: str
     datatype: str
     shape: list[int]
     data: list[Any]
 
 
-class InferResponse(BaseModel):
+class InferResponse(_Documented):
     model_name: str
     model_version: str
     id: str | None = None
     outputs: list[Tensor]
 
 
-class TensorMetadata(BaseModel):
+class TensorMetadata(_Documented):
     name: str
     datatype: str
     shape: list[int]
 
 
-class ModelMetadata(BaseModel):
+class ModelMetadata(_Documented):
     name: str
     versions: list[str]
     platform: str
@@ -101,26 +121,26 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
-class ServerMetadata(BaseModel):
+class ServerMetadata(_Documented):
     name: str
     version: str
     extensions: list[str]
 
 
-class ServerLive(BaseModel):
+class ServerLive(_Documented):
     live: bool
 
 
-class ServerReady(BaseModel):
+class ServerReady(_Documented):
     ready: bool
 
 
-class ModelReady(BaseModel):
+class ModelReady(_Documented):
     name: str
     ready: bool
 
 
-class V2Error(BaseModel):
+class V2Error(_Documented):
     error: str = Field(description="What is wrong, naming the field or resource.")
 
 
@@ -148,20 +168,25 @@ def route_docs(summary: str, success: type[BaseModel], *errors: int) -> dict[str
 
 
 def infer_docs(summary: str) -> dict[str, Any]:
-    """An infer route's docs: the request body is read by the adapter, so it is declared here for the document."""
+    """An infer route's docs: the request body is read by the adapter, so it is declared here for the document
+    (as a function: its JSON schema is built when the document is generated, not at every cold start)."""
+    docs = route_docs(summary, InferResponse, 400, 404, 409, 413, 503)
+    return {**docs, "openapi_extensions": {"requestBody": infer_request_body}}
+
+
+@cache
+def infer_request_body() -> dict[str, Any]:
+    """The OpenAPI request body of the infer routes: the inference request's schema, and an example."""
     example = {
         "id": "42",
         "inputs": [{"name": INPUT_NAME, "shape": [2, 2], "datatype": "FP64", "data": [0.7, 1, 2, 5.5]}],
     }
-    content = {"application/json": {"schema": inline_schema(InferRequest), "example": example}}
-    request_body = {"required": True, "content": content}
-    docs = route_docs(summary, InferResponse, 400, 404, 409, 413, 503)
-    return {**docs, "openapi_extensions": {"requestBody": request_body}}
+    content = {"application/json": {"schema": inline_schema(_INFER_REQUEST.json_schema()), "example": example}}
+    return {"required": True, "content": content}
 
 
-def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON schema with its $defs substituted, so it stands alone inside the OpenAPI document."""
-    schema = model.model_json_schema()
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its $defs substituted, so it stands alone inside the OpenAPI document."""
     definitions = schema.pop("$defs", {})
 
     def resolve(node: Any) -> Any:
@@ -204,17 +229,24 @@ class OpenInferenceProtocol:
 
         return self._answer(ready)
 
-    def infer(self, event: dict[str, Any], name: str, version: str | None = None) -> Response[str]:
-        return self._answer(lambda: self._infer(event, name, version))
+    def infer(self, event: Mapping[str, Any], name: str, version: str | None = None) -> Response[str]:
+        """Answer an inference request: `event` is the API Gateway event as sent (its headers and body are read)."""
+        try:
+            return _json(200, self._infer(event, name, version))
+        except Exception as exc:
+            return self._error(exc)
 
     def _answer(self, operation: Callable[[], dict[str, Any]]) -> Response[str]:
         """Run an operation; any failure becomes the status /predict would give, with a v2 error body."""
         try:
             return _json(200, operation())
-        except ValidationError as exc:
-            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
         except Exception as exc:
-            return _error(answer_for(exc, self._request_id()))
+            return self._error(exc)
+
+    def _error(self, exc: Exception) -> Response[str]:
+        if isinstance(exc, ValidationError):
+            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
+        return _error(answer_for(exc, self._request_id()))
 
     def _metadata(self, name: str, version: str | None) -> dict[str, Any]:
         loaded = self._load(name, version)
@@ -232,24 +264,28 @@ class OpenInferenceProtocol:
             "outputs": outputs,
         }
 
-    def _infer(self, event: dict[str, Any], name: str, version: str | None) -> dict[str, Any]:
+    def _infer(self, event: Mapping[str, Any], name: str, version: str | None) -> dict[str, Any]:
         request = _parse_request(event)
-        (tensor,) = request.inputs
+        tensor = request["inputs"][0]
         predict_request = PredictRequest.model_validate(
             {"x_test": _rows(tensor), "filename_model": name, "model_version": version}
         )
         answer = self._predict(predict_request)
-        outputs = _outputs(answer, [o.name for o in request.outputs] if request.outputs else None)
-        response = {"model_name": answer["model_name"], "model_version": answer["model_version"], "outputs": outputs}
-        if request.id is not None:
-            response["id"] = request.id
+        response = {
+            "model_name": answer["model_name"],
+            "model_version": answer["model_version"],
+            "outputs": _outputs(answer, request.get("outputs")),
+        }
+        if request.get("id") is not None:
+            response["id"] = request["id"]
         return response
 
 
-def _parse_request(event: dict[str, Any]) -> InferRequest:
+def _parse_request(event: Mapping[str, Any]) -> InferRequest:
     """The inference request object, read with /predict's body checks (missing, base64, 6 MB) and validated."""
-    headers = event.get("headers") or {}
-    if any(header.lower() == BINARY_HEADER for header in headers):
+    headers = event.get("headers")
+    names = "\n".join(map(str, headers)).lower() if isinstance(headers, dict) else ""
+    if _BINARY_LINE in f"\n{names}\n":
         raise _bad_request(
             "binary tensor data is not supported: send tensors as JSON "
             "(tritonclient: set_data_from_numpy(..., binary_data=False))"
@@ -260,60 +296,56 @@ def _parse_request(event: dict[str, Any]) -> InferRequest:
         raise _bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise _bad_request("request body must be a JSON object: an inference request with inputs")
-    request = InferRequest.model_validate(body)
-    if "binary_data_size" in (request.inputs[0].parameters or {}):
+    request = _INFER_REQUEST.validate_python(body)
+    if "binary_data_size" in (request["inputs"][0].get("parameters") or {}):
         raise _bad_request("inputs[0]: binary tensor data is not supported; send its values in data")
     return request
 
 
 def _rows(tensor: RequestInput) -> list[Any]:
     """The input tensor as a list of rows for x_test, after checking that data matches the declared shape."""
-    rows, width = tensor.shape
+    rows, width = shape = tensor["shape"]
     if rows > MAX_ROWS_PER_REQUEST:
         raise TooManyRowsError(rows)
     if width > MAX_FEATURES_PER_ROW:
         raise _bad_request(f"inputs[0].shape: rows may have at most {MAX_FEATURES_PER_ROW} features; got {width}")
-    data = tensor.data
+    data = tensor["data"]
     if data and isinstance(data[0], list):  # the natural (nested) representation
         if len(data) != rows or any(len(row) != width for row in data if isinstance(row, list)):
-            raise _bad_request(f"inputs[0].data does not have the shape {tensor.shape} it declares")
+            raise _bad_request(f"inputs[0].data does not have the shape {shape} it declares")
         return data
     if len(data) != rows * width:
         raise _bad_request(
-            f"inputs[0].data has {len(data)} values; shape {tensor.shape} declares {rows * width} (rows x features)"
+            f"inputs[0].data has {len(data)} values; shape {shape} declares {rows * width} (rows x features)"
         )
+    if rows == 1:
+        return [data]
     return [data[start : start + width] for start in range(0, len(data), width)] if width else [[]] * rows
 
 
-def _outputs(answer: dict[str, Any], requested: list[str] | None) -> list[dict[str, Any]]:
-    """/predict's answer as output tensors: the requested ones in their order (each once), or all it has."""
+def _outputs(answer: dict[str, Any], requested: list[RequestOutput] | None) -> list[dict[str, Any]]:
+    """/predict's answer as output tensors: the requested ones in their order (each once), or all it has.
+
+    Its values (numpy arrays, a list of labels) are passed on as they are: orjson serializes them in one pass."""
     rows = answer["rows"]
-    probabilities = answer["probabilities"]
-    available: dict[str, Callable[[], dict[str, Any]]] = {
-        LABEL: lambda: {"name": LABEL, "datatype": "BYTES", "shape": [rows], "data": answer["result"]},
-        CLASS_INDEX: lambda: {
-            "name": CLASS_INDEX,
-            "datatype": "INT64",
-            "shape": [rows],
-            "data": np.asarray(answer["prediction"], dtype=np.int64),
-        },
+    available = {
+        LABEL: ("BYTES", [rows], answer["result"]),
+        CLASS_INDEX: ("INT64", [rows], answer["prediction"]),
     }
+    probabilities = answer["probabilities"]
     if probabilities is not None:
-        probabilities = np.asarray(probabilities, dtype=np.float64)
-        available[PROBABILITIES] = lambda: {
-            "name": PROBABILITIES,
-            "datatype": "FP64",
-            "shape": list(probabilities.shape),
-            "data": probabilities.ravel(),
-        }
-    names = list(dict.fromkeys(requested)) if requested else list(available)
+        available[PROBABILITIES] = ("FP64", list(probabilities.shape), probabilities.ravel())
+    names = list(dict.fromkeys(output["name"] for output in requested)) if requested else available
+    outputs = []
     for output in names:
         if output not in available:
             raise _bad_request(
                 f"output {output!r}: model {answer['model_name']!r} has no probabilities (its estimator gives "
                 f"labels only); request {', '.join(available)}"
             )
-    return [available[output]() for output in names]
+        datatype, shape, data = available[output]
+        outputs.append({"name": output, "datatype": datatype, "shape": shape, "data": data})
+    return outputs
 
 
 def _bad_request(message: str) -> ApiError:

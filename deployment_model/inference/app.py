@@ -28,6 +28,7 @@ from deployment_model.api.service import (
     ApiError,
     ServiceApp,
     check_bucket,
+    current_event,
     entry_point,
     logger,
     metrics,
@@ -204,7 +205,12 @@ def version_report(
     return report_response(registry, name, version, format)
 
 
-v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=lambda: app.lambda_context.aws_request_id)
+def _request_id() -> str:
+    """This invocation's request id (the logger keeps it), on the short path and through Powertools alike."""
+    return str(logger.get_current_keys().get("function_request_id", "unknown"))
+
+
+v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=_request_id)
 # Path values checked by the adapter, so that a bad name is answered in the protocol's own error shape.
 app.error_shapes["/v2"] = protocol_error  # every error under /v2, even before its route runs
 V2ModelName = Annotated[str, Path(description="The model's name (filename_model).", examples=["Model_ml"])]
@@ -258,7 +264,7 @@ def v2_model_version_ready(name: V2ModelName, version: V2ModelVersion) -> Respon
     "POST", "/v2/models/<name>/infer", **infer_docs("Infer with the latest version (Open Inference Protocol)")
 )
 def v2_infer(name: V2ModelName) -> Response[str]:
-    return v2.infer(app.current_event.raw_event, name)
+    return v2.infer(current_event.get(), name)
 
 
 @app.short_path(
@@ -267,7 +273,7 @@ def v2_infer(name: V2ModelName) -> Response[str]:
     **infer_docs("Infer with a pinned version (Open Inference Protocol)"),
 )
 def v2_version_infer(name: V2ModelName, version: V2ModelVersion) -> Response[str]:
-    return v2.infer(app.current_event.raw_event, name, version)
+    return v2.infer(current_event.get(), name, version)
 
 
 lambda_handler = entry_point(app, direct_path="/predict")

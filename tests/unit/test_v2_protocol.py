@@ -265,11 +265,17 @@ def test_unknown_models_and_bad_names_in_the_path(trained: Service, path: str, s
     assert answer_status == status and set(body) == {"error"} and words in body["error"], body
 
 
-def test_a_binary_tensor_request_is_refused_with_the_reason(trained: Service) -> None:
-    status, body = post(
-        trained, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {"Inference-Header-Content-Length": "120"}
-    )
+@pytest.mark.parametrize(
+    "header", ["Inference-Header-Content-Length", "inference-header-content-length", "INFERENCE-HEADER-content-LENGTH"]
+)
+def test_a_binary_tensor_request_is_refused_with_the_reason(trained: Service, header: str) -> None:
+    status, body = post(trained, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {header: "120"})
     assert status == 400 and "binary tensor data is not supported" in body["error"]
+
+
+@pytest.mark.parametrize("header", ["X-Inference-Header-Content-Length", "Inference-Header-Content-Length-X"])
+def test_only_that_header_marks_a_binary_request(trained: Service, header: str) -> None:
+    assert post(trained, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {header: "120"})[0] == 200
 
 
 def test_a_body_that_is_not_json_is_a_400(trained: Service) -> None:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import Field
 
+from deployment_model.api.events import header_values
 from deployment_model.api.schemas import ResponseModel
 from deployment_model.api.service import (
     Answered,
@@ -78,17 +79,10 @@ class JobList(ResponseModel):
     next_token: str | None = Field(description="Pass as next_token for the next (older) page; null on the last.")
 
 
-def _header_values(event: Mapping[str, Any], name: str) -> list[str]:
-    multi = event.get("multiValueHeaders") or {}
-    single = event.get("headers") or {}
-    values = [v for key, vs in multi.items() if key.lower() == name for v in (vs or [])]
-    return values or [v for key, v in single.items() if key.lower() == name and v is not None]
-
-
 def prefers_async(event: Mapping[str, Any]) -> bool:
     """Whether a `Prefer` header asks for respond-async (RFC 7240: comma-separated, parameters after ';')."""
-    for value in _header_values(event, "prefer"):
-        for preference in str(value).split(","):
+    for value in header_values(event, "prefer"):
+        for preference in value.split(","):
             token = preference.split(";", 1)[0].split("=", 1)[0].strip().lower()
             if token == ASYNC_PREFERENCE:
                 return True
@@ -98,10 +92,10 @@ def prefers_async(event: Mapping[str, Any]) -> bool:
 def status_url(event: Mapping[str, Any], job_id: str) -> str:
     """The absolute URL of the job's status, as the client reached this API (stage or base path included)."""
     path = f"{JOBS_PATH}/{job_id}"
-    hosts = _header_values(event, "host")
+    hosts = header_values(event, "host")
     if not hosts:
         return path  # a direct invocation: no URL was involved
-    proto = (_header_values(event, "x-forwarded-proto") or ["http"])[0]
+    proto = (header_values(event, "x-forwarded-proto") or ["http"])[0]
     request_path = str(event.get("path") or "")
     full_path = str((event.get("requestContext") or {}).get("path") or "")
     base = full_path[: -len(request_path)] if request_path and full_path.endswith(request_path) else ""

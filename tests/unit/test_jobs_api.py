@@ -240,3 +240,22 @@ def test_the_recorded_request_validates_to_the_same_request(local_service: Servi
     recorded = local_service.train_module.as_accepted(request)
     assert TrainRequest.model_validate(recorded) == request
     assert recorded["filename_scaler"] == "scaler"  # defaults filled in for whoever reads the job
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"headers": 5}, "headers"),
+        ({"headers": ["Prefer"]}, "headers"),
+        ({"headers": "Prefer: respond-async"}, "headers"),
+        ({"multiValueHeaders": {"Prefer": 5}}, "multiValueHeaders"),
+        ({"multiValueHeaders": []}, "multiValueHeaders"),
+    ],
+)
+def test_malformed_headers_on_a_train_request_are_a_400_naming_the_field(
+    local_service: Service, changes: dict[str, Any], field: str
+) -> None:
+    """The train route reads the headers (Prefer: respond-async): a malformed header field is named, not a 500."""
+    answer = local_service.train({**proxy_event("/train", {}), **changes})
+    assert answer["statusCode"] == 400, answer
+    assert field in body_of(answer)["message"]

@@ -18,8 +18,9 @@ path instead: Powertools' per-request middleware chain costs about 200 microseco
 docs/performance.md), more than our whole budget for a warm prediction. The route is matched as Powertools
 would match it (remembered per path), its path values are validated with their annotations, an operation's
 body with its pydantic model, then the function runs; errors are answered as on any route, in the error shape
-of the path's protocol. A short-path route reads only the method, path and body (and, defensively, the
-headers it cares about): a malformed event field it does not read is no reason to refuse the request.
+of the path's protocol. A short-path route reads only the method, path and body, and the headers it uses
+(events.header_values names a malformed header field in a 400): a malformed event field it does not read is no
+reason to refuse the request.
 """
 
 from __future__ import annotations
@@ -192,8 +193,8 @@ class ServiceApp(APIGatewayRestResolver):
         requests on the short path: each path parameter validated with its annotation, then the function.
 
         The function takes path parameters only (declared <name> in the path). Like an operation it reads the
-        rest of the request from the event as sent (`current_event`): the body with plain_body(), any header
-        defensively (a malformed field it does not read is no reason to refuse the request). It returns a
+        rest of the request from the event as sent (`current_event`): the body with plain_body(), a header with
+        header_values() (a malformed field it does not read is no reason to refuse the request). It returns a
         Response (or a JSON-able body).
         """
 

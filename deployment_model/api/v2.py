@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from typing_extensions import TypedDict
 
 from deployment_model.api.events import plain_body
-from deployment_model.api.schemas import MAX_FEATURES_PER_ROW, MAX_ROWS_PER_REQUEST, PredictRequest, TooManyRowsError
+from deployment_model.api.schemas import (
+    MAX_FEATURES_PER_ROW,
+    MAX_ROWS_PER_REQUEST,
+    PredictRequest,
+    ResponseModel,
+    TooManyRowsError,
+)
 from deployment_model.api.service import (
     SERVICE_NAME,
     Answer,
@@ -86,34 +92,27 @@ class InferRequest(TypedDict):
 _INFER_REQUEST = TypeAdapter(InferRequest)
 
 
-class _Documented(BaseModel):
-    """A response's shape, declared for the OpenAPI document only (answers are plain dicts): built at first use
-    (`defer_build`), so a cold start never pays for building it."""
-
-    model_config = ConfigDict(defer_build=True)
-
-
-class Tensor(_Documented):
+class Tensor(ResponseModel):
     name: str
     datatype: str
     shape: list[int]
     data: list[Any]
 
 
-class InferResponse(_Documented):
+class InferResponse(ResponseModel):
     model_name: str
     model_version: str
     id: str | None = None
     outputs: list[Tensor]
 
 
-class TensorMetadata(_Documented):
+class TensorMetadata(ResponseModel):
     name: str
     datatype: str
     shape: list[int]
 
 
-class ModelMetadata(_Documented):
+class ModelMetadata(ResponseModel):
     name: str
     versions: list[str]
     platform: str
@@ -121,26 +120,26 @@ class ModelMetadata(_Documented):
     outputs: list[TensorMetadata]
 
 
-class ServerMetadata(_Documented):
+class ServerMetadata(ResponseModel):
     name: str
     version: str
     extensions: list[str]
 
 
-class ServerLive(_Documented):
+class ServerLive(ResponseModel):
     live: bool
 
 
-class ServerReady(_Documented):
+class ServerReady(ResponseModel):
     ready: bool
 
 
-class ModelReady(_Documented):
+class ModelReady(ResponseModel):
     name: str
     ready: bool
 
 
-class V2Error(_Documented):
+class V2Error(ResponseModel):
     error: str = Field(description="What is wrong, naming the field or resource.")
 
 

@@ -1,7 +1,9 @@
-"""Fixtures of the storage tests: both backends behind a recording wrapper, and one trained iris model."""
+"""Fixtures of the unit tests: both storage backends behind a recording wrapper, one trained iris model, and the
+local service's model folder (for the command line)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from moto import mock_aws
 
 from deployment_model.ml.training import iris_dataset, train_model
 from deployment_model.storage.objects import DirectoryObjectStore, S3ObjectStore
+from tests.conftest import Service
 from tests.unit.test_store import BUCKET, RecordingObjects
 
 
@@ -28,3 +31,9 @@ def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Recordin
 @pytest.fixture(scope="session")
 def trained():
     return train_model(iris_dataset())
+
+
+@pytest.fixture
+def store(local_service: Service) -> str:
+    """The folder the local service keeps its models in (what `--store-dir` names)."""
+    return os.environ["MODEL_STORE_DIR"]

@@ -17,18 +17,13 @@ from moto import mock_aws
 from deployment_model.local.batches import CountingReader, batches, read_feature_rows
 from deployment_model.local.cli import main
 from deployment_model.local.client import ClientError, stack_target
-from tests.conftest import ROOT, Service
+from tests.conftest import ROOT
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-@pytest.fixture
-def store(local_service: Service) -> str:
-    return os.environ["MODEL_STORE_DIR"]
 
 
 @pytest.fixture

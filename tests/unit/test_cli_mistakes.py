@@ -5,24 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from deployment_model.local.batches import read_feature_rows
 from deployment_model.local.client import ClientError
-from tests.conftest import Service
 from tests.unit.test_cli import run
 
 
 @pytest.fixture
-def store(local_service: Service) -> str:
-    return os.environ["MODEL_STORE_DIR"]
-
-
-@pytest.fixture
 def trained(store: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """The store's folder, with a model trained in it."""
     code, _, err = run(capsys, "--store-dir", store, "--json", "train", "--candidates", "knn")
     assert code == 0, err
     return store

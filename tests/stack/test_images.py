@@ -213,3 +213,11 @@ def test_the_train_image_runs_a_queued_job_from_an_sqs_event_once(tmp_path: Path
     assert record["result"]["model_name"] == "queued_in_image"
     listing = s3.list_objects_v2(Bucket=SEED_BUCKET, Prefix="models/queued_in_image/versions/", Delimiter="/")
     assert len(listing["CommonPrefixes"]) == 1
+
+
+def test_neither_image_carries_the_command_lines_libraries() -> None:
+    """click and rich are the [cli] extra's, installed by `make run`: no Lambda image pays for them."""
+    for function in ("train", "inference"):
+        site = requirements_site(parse_dockerfile(ROOT / "deployment_model" / function / "Dockerfile"))
+        assert installed(site, "aws_lambda_powertools"), function  # the site is the image's packages
+        assert [library for library in ("click", "rich") if installed(site, library)] == [], function

@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from deployment_model.api.schemas import PATTERN_WORDS, TooManyRowsError
+from deployment_model.api.schemas import TooManyRowsError
 from deployment_model.ml.artifacts import BrokenVersionError, IncompatibleVersionError
 from deployment_model.ml.prediction import InvalidRowsError
 from deployment_model.storage.objects import (
@@ -129,8 +129,6 @@ def _in_words(error: Mapping[str, Any], accepted_fields: Sequence[str]) -> str:
         return f"is not a known field{accepted}"
     if kind == "missing":
         return "is required"
-    if kind == "string_pattern_mismatch" and context.get("pattern") in PATTERN_WORDS:
-        return f"must be {PATTERN_WORDS[context['pattern']]}"
     if kind == "json_invalid":
         return f"is not valid JSON ({quoted(context.get('error', 'malformed'))}): send a JSON object"
     message = str(error.get("msg") or "is invalid").removeprefix("Value error, ")

@@ -71,15 +71,18 @@ def _holds_only(values: Any, kind: type) -> bool:
     return kind is str or all(map(isinstance, chain.from_iterable(values), repeat(str)))
 
 
+def _check_mapping(event: Mapping[str, Any], field: str) -> None:
+    """A 400 naming the field unless it is absent or an object of strings (or of lists of strings)."""
+    value, strings = event.get(field), _EVENT_MAPPINGS[field]
+    if value is not None and (not isinstance(value, dict) or not _holds_only(value.values(), str if strings else list)):
+        raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
+
+
 def header_values(event: Mapping[str, Any], name: str) -> list[str]:
     """A header's values (name in lower case), read from an event whose other fields are left unchecked (the
     short path): a malformed header field is a 400 naming it, as checked_event would say."""
-    for field, strings in (("multiValueHeaders", False), ("headers", True)):
-        value = event.get(field)
-        if value is not None and (
-            not isinstance(value, dict) or not _holds_only(value.values(), str if strings else list)
-        ):
-            raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
+    for field in ("multiValueHeaders", "headers"):
+        _check_mapping(event, field)
     multi = event.get("multiValueHeaders") or {}
     values = [v for key, vs in multi.items() if key.lower() == name for v in vs]
     return values or [v for key, v in (event.get("headers") or {}).items() if key.lower() == name]
@@ -88,12 +91,8 @@ def header_values(event: Mapping[str, Any], name: str) -> list[str]:
 def checked_event(event: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
     """The event a route is given: its shape checked (a malformed one is a 400 naming the field), its method and
     path as matched, and its body decoded as for an operation (or left as sent, see below)."""
-    for field, strings in _EVENT_MAPPINGS.items():
-        value = event.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, dict) or not _holds_only(value.values(), str if strings else list):
-            raise _invalid_event(field, "an object of strings" if strings else "an object of lists of strings")
+    for field in _EVENT_MAPPINGS:
+        _check_mapping(event, field)
     request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
         raise _invalid_event("requestContext", "an object")

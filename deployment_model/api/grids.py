@@ -8,7 +8,7 @@ function imports the API's schemas too); a unit test keeps the two lists in step
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -32,7 +32,7 @@ from deployment_model.ml.limits import (
 )
 
 CandidateName = Literal["knn", "sgd", "logistic_regression", "random_forest"]
-CANDIDATE_NAMES: tuple[str, ...] = ("knn", "sgd", "logistic_regression", "random_forest")
+CANDIDATE_NAMES: tuple[str, ...] = get_args(CandidateName)
 KnnMetric = Literal["minkowski", "euclidean", "manhattan", "chebyshev"]
 
 
@@ -130,19 +130,15 @@ _EXAMPLE = '["knn", "random_forest"] or {"knn": {"n_neighbors": [3, 5]}, "sgd": 
 
 def _names_or_grids(value: Any) -> Any:
     """The two forms a request may use, checked in words: a list of names, or an object of name: grid | null."""
+    if not isinstance(value, list | dict):
+        raise ValueError(f"must be a list of candidate names or an object of grids, e.g. {_EXAMPLE}")
+    strange = [name for name in value if name not in CANDIDATE_NAMES]
+    if strange:
+        raise ValueError(f"unknown candidate(s) {strange[:5]}; choose from {', '.join(CANDIDATE_NAMES)}")
     if isinstance(value, list):
-        strange = [name for name in value if name not in CANDIDATE_NAMES]
-        if strange:
-            raise ValueError(f"unknown candidate(s) {strange[:5]}; choose from {', '.join(CANDIDATE_NAMES)}")
         if len(set(value)) != len(value):
             raise ValueError("lists a candidate more than once; name each once")
         value = dict.fromkeys(value)
-    elif isinstance(value, dict):
-        strange = [name for name in value if name not in CANDIDATE_NAMES]
-        if strange:
-            raise ValueError(f"unknown candidate(s) {strange[:5]}; choose from {', '.join(CANDIDATE_NAMES)}")
-    else:
-        raise ValueError(f"must be a list of candidate names or an object of grids, e.g. {_EXAMPLE}")
     if not value:
         raise ValueError(f"choose at least one candidate ({', '.join(CANDIDATE_NAMES)}), or omit candidates")
     return value

@@ -58,8 +58,8 @@ class VersionReport:
 
 def load_report(registry: ModelRegistry, name: str, version: str) -> VersionReport:
     """The report's verified artifacts: the one place that knows where reports are stored."""
-    listed = registry.get_version(name, version)["artifacts"]
-    kinds = [kind for kind in (REPORT_KIND, *IMAGE_KINDS) if kind in listed]
+    stored = registry.load(name, version, ())  # the metadata, checked once; each artifact read once below
+    kinds = [kind for kind in (REPORT_KIND, *IMAGE_KINDS) if kind in stored.metadata["artifacts"]]
     if REPORT_KIND not in kinds:
         raise ApiError(
             HTTPStatus.NOT_FOUND,
@@ -67,7 +67,7 @@ def load_report(registry: ModelRegistry, name: str, version: str) -> VersionRepo
             f"model {name!r} version {version} has no training report: it was trained before reports existed; "
             "train the model again to get a version with one",
         )
-    artifacts = dict(registry.load(name, version, kinds).artifacts)  # every digest checked
+    artifacts = {kind: registry.artifact_of(stored, kind) for kind in kinds}  # every digest checked
     try:
         numbers = orjson.loads(artifacts.pop(REPORT_KIND))
     except orjson.JSONDecodeError:

@@ -22,19 +22,6 @@ __all__ = ["MAX_FEATURES_PER_ROW", "MAX_ROWS_PER_REQUEST", "CandidateName"]
 
 DEFAULT_MODEL_NAME = "Model_ml"
 DEFAULT_SCALER_NAME = "scaler"
-# What each pattern accepts, in words: an error message says this, never the regex.
-PATTERN_WORDS = {
-    NAME_PATTERN.pattern: (
-        "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, not ending with '.'"
-    ),
-    VERSION_PATTERN.pattern: (
-        "a published version like 20260101T120000000000Z-0123abcd (a train response's model_version); "
-        "omit model_version for the latest"
-    ),
-    DATA_KEY_PATTERN.pattern: (
-        "an object key of 1-1024 letters, digits, '.', '_', '/', '=', '+' or '-', starting with a letter or digit"
-    ),
-}
 
 
 class TooManyRowsError(Exception):

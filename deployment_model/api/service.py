@@ -254,6 +254,9 @@ class ServiceApp(APIGatewayRestResolver):
         if short.request_model is None:
             try:
                 return _answer_of(short.function(**arguments))
+            except ValidationError as exc:  # a model the route validates with itself, as call() answers its own
+                issues = exc.errors(include_url=False, include_input=False)
+                return self.shaped_error(path, validation_answer(issues))
             except Exception as exc:
                 return self.shaped_error(path, answer_for(exc, request_id))
         try:
@@ -334,6 +337,8 @@ class ServiceApp(APIGatewayRestResolver):
     def _answer_exception(self, exc: Exception) -> Response:
         if isinstance(exc, RequestValidationError):  # on a route declared with Powertools' decorators
             answer = validation_answer(exc.errors())
+        elif isinstance(exc, ValidationError):  # a model the route validates with itself, as on the short path
+            answer = validation_answer(exc.errors(include_url=False, include_input=False))
         elif isinstance(exc, UnicodeDecodeError) and self.current_event.is_base64_encoded:  # Powertools' decoding
             answer = error_answer(HTTPStatus.BAD_REQUEST, "invalid_request", NOT_UTF8.format(exc.start))
         else:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
 from aws_lambda_powertools.event_handler import Response, content_types
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from deployment_model.api.events import plain_body
@@ -34,8 +34,6 @@ from deployment_model.api.service import (
     SERVICE_NAME,
     Answer,
     ApiError,
-    answer_for,
-    validation_answer,
 )
 from deployment_model.ml.onnx_model import OnnxModel
 
@@ -201,12 +199,12 @@ def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 class OpenInferenceProtocol:
-    """The v2 operations; each returns a Response and never raises (errors are v2 error objects)."""
+    """The v2 operations. Each returns a Response; a failure raises, and the app answers it with the status
+    /predict would give, in the protocol's shape (ServiceApp.error_shapes["/v2"], protocol_error)."""
 
-    def __init__(self, predict: PredictFunction, load: LoadFunction, request_id: Callable[[], str]) -> None:
+    def __init__(self, predict: PredictFunction, load: LoadFunction) -> None:
         self._predict = predict
         self._load = load
-        self._request_id = request_id  # quoted in a 500's message, as /predict does
 
     def server_live(self) -> Response[str]:
         return _json(200, {"live": True})
@@ -219,33 +217,15 @@ class OpenInferenceProtocol:
         return _json(200, {"name": SERVICE_NAME, "version": SERVER_VERSION, "extensions": []})
 
     def model_metadata(self, name: str, version: str | None = None) -> Response[str]:
-        return self._answer(lambda: self._metadata(name, version))
+        return _json(200, self._metadata(name, version))
 
     def model_ready(self, name: str, version: str | None = None) -> Response[str]:
-        def ready() -> dict[str, Any]:
-            self._load(name, version)
-            return {"name": name, "ready": True}
-
-        return self._answer(ready)
+        self._load(name, version)
+        return _json(200, {"name": name, "ready": True})
 
     def infer(self, event: Mapping[str, Any], name: str, version: str | None = None) -> Response[str]:
         """Answer an inference request: `event` is the API Gateway event as sent (its headers and body are read)."""
-        try:
-            return _json(200, self._infer(event, name, version))
-        except Exception as exc:
-            return self._error(exc)
-
-    def _answer(self, operation: Callable[[], dict[str, Any]]) -> Response[str]:
-        """Run an operation; any failure becomes the status /predict would give, with a v2 error body."""
-        try:
-            return _json(200, operation())
-        except Exception as exc:
-            return self._error(exc)
-
-    def _error(self, exc: Exception) -> Response[str]:
-        if isinstance(exc, ValidationError):
-            return _error(validation_answer(exc.errors(include_url=False, include_input=False)))
-        return _error(answer_for(exc, self._request_id()))
+        return _json(200, self._infer(event, name, version))
 
     def _metadata(self, name: str, version: str | None) -> dict[str, Any]:
         loaded = self._load(name, version)
@@ -358,10 +338,6 @@ def protocol_error(answer: Answer) -> Answer:
     for ours, theirs in _TERMS:
         message = message.replace(ours, theirs)
     return status, {"error": message}, headers
-
-
-def _error(answer: Answer) -> Response[str]:
-    return _json(*protocol_error(answer))
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:

@@ -205,12 +205,7 @@ def version_report(
     return report_response(registry, name, version, format)
 
 
-def _request_id() -> str:
-    """This invocation's request id (the logger keeps it), on the short path and through Powertools alike."""
-    return str(logger.get_current_keys().get("function_request_id", "unknown"))
-
-
-v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get, request_id=_request_id)
+v2 = OpenInferenceProtocol(predict=predict_route, load=cache.get)
 # Path values checked by the adapter, so that a bad name is answered in the protocol's own error shape.
 app.error_shapes["/v2"] = protocol_error  # every error under /v2, even before its route runs
 V2ModelName = Annotated[str, Path(description="The model's name (filename_model).", examples=["Model_ml"])]

@@ -143,8 +143,9 @@ def train_flow(request: TrainRequest, on_candidate_done: ProgressCallback | None
     ),
 )
 def publish_version(name: ModelName, request: Annotated[PublishRequest, Body()]) -> PublishResponse:
-    load_model(registry.load(name, request.version, MODEL_KINDS))  # digests and library versions, before traffic
-    load_stored_version(registry.load(name, request.version, ()), registry.artifact_of)  # and what serving loads
+    stored = registry.load(name, request.version, MODEL_KINDS)
+    load_model(stored)  # digests and library versions, before traffic
+    load_stored_version(stored, registry.artifact_of)  # and what serving loads
     expected = ANY_VERSION if request.expected_version is None else request.expected_version
     result = registry.publish(
         name, request.version, reason=request.reason, request_id=_request_id(), expected_version=expected

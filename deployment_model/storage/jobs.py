@@ -28,7 +28,13 @@ from typing import Any, Literal
 
 import orjson
 
-from deployment_model.storage.objects import ObjectNotFoundError, ObjectStore, PreconditionFailedError, StoreError
+from deployment_model.storage.objects import (
+    ObjectNotFoundError,
+    ObjectStore,
+    PreconditionFailedError,
+    StoreError,
+    read_or_not_found,
+)
 
 JOBS_PREFIX = "jobs/"
 JOB_ID_PATTERN = re.compile(r"^\d{13}-[0-9a-f]{32}$")
@@ -165,7 +171,7 @@ class JobStore:
         if not JOB_ID_PATTERN.match(job_id):
             raise JobNotFoundError(f"no job {job_id!r}: a job id looks like 0123456789012-<32 hex digits>")
         try:
-            data, tag = self.objects.get_tagged(self.key(job_id))
+            data, tag = read_or_not_found(self.objects, self.objects.get_tagged, self.key(job_id))
         except ObjectNotFoundError:
             raise JobNotFoundError(f"no job {job_id!r}") from None
         return Job.from_json(data), tag

@@ -6,11 +6,11 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -116,6 +116,21 @@ class ObjectStore(Protocol):
 
 def _tag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+T = TypeVar("T")
+
+
+def read_or_not_found(objects: ObjectStore, read: Callable[[str], T], key: str) -> T:
+    """read(key), where a refusal of a key that does not exist is ObjectNotFoundError. S3 answers a read of a
+    missing key 403, not 404, to a role that may not list it unconditionally (the inference role may list only
+    under models/ and jobs/): a refused read asks the listing whether the key exists."""
+    try:
+        return read(key)
+    except StoreAccessError:
+        if key not in objects.list_objects(key, limit=1).keys:
+            raise ObjectNotFoundError(f"no object {key!r} in {objects.location}") from None
+        raise
 
 
 class DirectoryObjectStore:

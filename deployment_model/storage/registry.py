@@ -50,8 +50,8 @@ from deployment_model.storage.objects import (
     ObjectStore,
     PreconditionFailedError,
     S3ObjectStore,
-    StoreAccessError,
     StoreError,
+    read_or_not_found,
 )
 
 MODELS_PREFIX = "models/"
@@ -263,14 +263,7 @@ class ModelRegistry:
         return self._read(self.objects.get_tagged, key)
 
     def _read(self, read: Callable[[str], T], key: str) -> T:
-        """S3 answers a read of a missing key 403, not 404, to a role that may not list it unconditionally (the
-        inference role may list only under models/): a refused read asks the listing whether the key exists."""
-        try:
-            return read(key)
-        except StoreAccessError:
-            if key not in self.objects.list_objects(key, limit=1).keys:
-                raise ObjectNotFoundError(f"no object {key!r} in {self.objects.location}") from None
-            raise
+        return read_or_not_found(self.objects, read, key)
 
     def published(self, name: str) -> Pointer:
         """The published version (the small object a warm function re-reads once per TTL)."""

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from deployment_model.storage.jobs import (
     EXPIRED,
@@ -20,8 +16,10 @@ from deployment_model.storage.jobs import (
     Job,
     JobNotFoundError,
     JobStore,
+    new_job_id,
 )
-from deployment_model.storage.objects import DirectoryObjectStore, ObjectStore, S3ObjectStore
+from deployment_model.storage.objects import ObjectStore
+from tests.unit.test_store import ForbidsMissingKeys
 
 BUCKET = "jobs-contract"
 REQUEST = {"filename_model": "m", "candidates": ["knn"]}
@@ -38,17 +36,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture(params=["s3", "directory"])
-def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    if request.param == "directory":
-        yield DirectoryObjectStore(tmp_path / "store")
-        return
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield S3ObjectStore(BUCKET, client=client)
 
 
 @pytest.fixture
@@ -204,3 +191,13 @@ def test_a_record_keeps_fields_it_does_not_know(jobs: JobStore, objects: ObjectS
     objects.put(key, objects.get(key)[:-1] + b',"added_later":1}')
     jobs.succeed(claim(jobs, job.job_id), {})
     assert b'"added_later":1' in objects.get(key)
+
+
+def test_an_unknown_job_is_not_found_even_where_s3_answers_403(objects: ObjectStore) -> None:
+    """The inference role may not list the bucket unconditionally: S3 answers a read of a missing key 403, which
+    must still be a 404 job_not_found (as for models), not a 502 about permissions."""
+    forbidding = JobStore(ForbidsMissingKeys(objects))
+    with pytest.raises(JobNotFoundError, match="no job"):
+        forbidding.get(new_job_id(datetime(2026, 1, 1, tzinfo=UTC)))
+    job = JobStore(objects).create({"filename_model": "m"}, candidates_total=1, max_wait=None)
+    assert forbidding.get(job.job_id).job_id == job.job_id

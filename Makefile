@@ -17,7 +17,7 @@ SWAGGER_UI_INTEGRITY := sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8C
 SWAGGER_UI := .vendor/swagger-ui
 SWAGGER_UI_STAMP := $(SWAGGER_UI)/.installed-$(SWAGGER_UI_VERSION)
 
-.PHONY: run test tools swagger-ui bench lint format openapi diagram mutation clean
+.PHONY: run test system-packages tools swagger-ui bench lint format openapi diagram mutation clean
 
 ## run: serve the API on http://127.0.0.1:3000 (models in .model-store/), /docs to try it; another port: make run PORT=3001
 run: $(RUN_STAMP)
@@ -25,10 +25,16 @@ run: $(RUN_STAMP)
 	$(BIN)/python -m deployment_model serve --port $(PORT)
 
 ## test: lint, then every test (unit, integration, stack); builds the runtime and tools venvs first
-test: $(DEV_STAMP) $(TOOL_STAMPS) $(SWAGGER_UI_STAMP)
+test: system-packages $(DEV_STAMP) $(TOOL_STAMPS) $(SWAGGER_UI_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	REQUIRE_TOOLS=1 $(BIN)/python -m pytest
+
+# The system packages make test needs (the browser tests' Chromium and its driver, npm for Swagger UI), named in
+# one line before minutes of installing; .ci/run installs them on a fresh CI machine.
+system-packages:
+	@missing=""; for command in chromium chromedriver npm; do command -v $$command >/dev/null || missing="$$missing $$command"; done; \
+	if [ -n "$$missing" ]; then echo "make test needs:$$missing (Debian: sudo apt-get install chromium chromium-driver npm)"; exit 1; fi
 
 ## tools: the SAM CLI, cfn-lint, hadolint and checkov, in their own venvs
 tools: $(TOOL_STAMPS)

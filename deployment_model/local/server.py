@@ -2,8 +2,8 @@
 
 `serve` stands in for API Gateway and the Lambda runtime: each HTTP request becomes the REST proxy event
 API Gateway would send, and goes to the function template.yaml routes it to (local/routes.py), through the
-same `lambda_handler` the images run. `train` and `predict` invoke the handlers directly, as the Lambda
-console or `sam local invoke` would.
+same `lambda_handler` the images run. The command line's in-process target (local/client.py, InProcess) sends
+the same proxy events to the handlers without a socket.
 
 It speaks HTTP/1.1 as clients do (keep-alive, chunked uploads), answers every refusal as the API's JSON error,
 times out idle or half-sent connections, serves a bounded number of connections at once, and logs only
@@ -13,7 +13,6 @@ methods, route names, status codes and sizes: never a path, query or body a clie
 from __future__ import annotations
 
 import base64
-import contextlib
 import importlib
 import json
 import os
@@ -104,14 +103,6 @@ def load_handler(function: str, template: Path = DEFAULT_TEMPLATE) -> Handler:
     table = load_route_table(template)
     module, _, attribute = table.handlers[table.function_named(function)].rpartition(".")
     return getattr(importlib.import_module(module), attribute)
-
-
-def invoke(function: str, event: Any, template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
-    """A direct invocation of a template function (`train` is short for TrainFunction); what the function
-    prints (its logs and metrics) goes to stderr."""
-    handler = load_handler(function, template)
-    with contextlib.redirect_stdout(sys.stderr):
-        return handler(event, LocalContext(function_name=function))
 
 
 def openapi_document(template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:

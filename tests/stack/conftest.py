@@ -46,3 +46,14 @@ def cfn() -> dict[str, Any]:
 
 def resources_of(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def statements(role: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    """A role's policy statements acting on one service (e.g. "s3"), each with its Action as a list."""
+    found = []
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(action.startswith(f"{service}:") for action in actions):
+                found.append({**statement, "Action": actions})
+    return found

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.stack.conftest import resources_of
+from tests.stack.conftest import resources_of, statements
 from tests.stack.test_template import ROUTES
 
 GET_ROUTES = {path: function for (path, method), function in ROUTES.items() if path.startswith("/train/jobs")}
@@ -21,16 +21,6 @@ def resolve(template: dict[str, Any], value: Any) -> Any:
         mapping, top, second = value["Fn::FindInMap"]
         return template["Mappings"][mapping][top][second]
     return value
-
-
-def sqs_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = []
-    for policy in role["Properties"].get("Policies", []):
-        for statement in policy["PolicyDocument"]["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if any(action.startswith("sqs:") for action in actions):
-                statements.append({**statement, "Action": actions})
-    return statements
 
 
 def test_the_job_queue_is_encrypted_and_dead_letters_after_several_deliveries(cfn: dict[str, Any]) -> None:
@@ -77,11 +67,11 @@ def test_the_worker_knows_what_the_queue_was_given(cfn: dict[str, Any]) -> None:
 def test_the_train_role_may_send_to_and_consume_only_its_own_queue(cfn: dict[str, Any]) -> None:
     role = cfn["Resources"]["TrainFunctionRole"]
     assert not any("SQS" in json.dumps(arn) for arn in role["Properties"]["ManagedPolicyArns"])
-    statements = sqs_statements(role)
-    actions = {action for statement in statements for action in statement["Action"]}
+    granted = statements(role, "sqs")
+    actions = {action for statement in granted for action in statement["Action"]}
     assert {"sqs:SendMessage*", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= actions
     assert not any(a in {"sqs:*", "sqs:CreateQueue", "sqs:PurgeQueue", "sqs:SetQueueAttributes"} for a in actions)
-    for statement in statements:
+    for statement in granted:
         resource = json.dumps(statement["Resource"])
         assert '"TrainingJobsQueue"' in resource and "DeadLetter" not in resource, resource
 
@@ -89,7 +79,7 @@ def test_the_train_role_may_send_to_and_consume_only_its_own_queue(cfn: dict[str
 def test_only_the_train_role_touches_the_queues(cfn: dict[str, Any]) -> None:
     for name, role in resources_of(cfn, "AWS::IAM::Role").items():
         if name != "TrainFunctionRole":
-            assert sqs_statements(role) == [], name
+            assert statements(role, "sqs") == [], name
             assert not any("SQS" in json.dumps(arn) for arn in role["Properties"].get("ManagedPolicyArns", []))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.stack.conftest import resources_of, run_tool, tool
+from tests.stack.conftest import resources_of, run_tool, statements, tool
 from tests.stack.sam_transform import load_template
 
 # (path, method) -> the function that answers it: write routes on train, read routes on inference.
@@ -41,16 +41,6 @@ ROUTES = {
 ROUTES |= {(path, "head"): function for (path, method), function in list(ROUTES.items()) if method == "get"}
 PATHS = {path for path, _ in ROUTES}
 FIXED_NAME_PROPERTIES = {"BucketName", "FunctionName", "RoleName", "LogGroupName", "TableName", "QueueName"}
-
-
-def s3_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    statements = []
-    for policy in role["Properties"].get("Policies", []):
-        for statement in policy["PolicyDocument"]["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if any(action.startswith("s3:") for action in actions):
-                statements.append({**statement, "Action": actions})
-    return statements
 
 
 def test_cfn_lint_reports_nothing() -> None:
@@ -158,10 +148,10 @@ def _service_prefixes_only(resource: Any) -> bool:
 
 
 def test_the_inference_role_reads_and_lists_only_models_and_job_records_and_cannot_write(cfn: dict[str, Any]) -> None:
-    statements = s3_statements(cfn["Resources"]["InferenceFunctionRole"])
-    actions = {action for statement in statements for action in statement["Action"]}
+    granted = statements(cfn["Resources"]["InferenceFunctionRole"], "s3")
+    actions = {action for statement in granted for action in statement["Action"]}
     assert actions == {"s3:GetObject", "s3:ListBucket"}, actions
-    for statement in statements:
+    for statement in granted:
         if "s3:GetObject" in statement["Action"]:
             assert all(_service_prefixes_only(r) for r in _resources(statement)), statement
         if "s3:ListBucket" in statement["Action"]:
@@ -171,10 +161,10 @@ def test_the_inference_role_reads_and_lists_only_models_and_job_records_and_cann
 
 def test_the_train_role_touches_only_its_bucket_and_deletes_only_models_and_job_records(cfn: dict[str, Any]) -> None:
     role = cfn["Resources"]["TrainFunctionRole"]
-    statements = s3_statements(role)
-    actions = {action for statement in statements for action in statement["Action"]}
+    granted = statements(role, "s3")
+    actions = {action for statement in granted for action in statement["Action"]}
     assert {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"} <= actions and "s3:*" not in actions
-    for statement in statements:
+    for statement in granted:
         for resource in _resources(statement):
             assert resource != "*" and json.dumps(resource).count("ModelBucket") == 1, resource
         if "s3:DeleteObject" in statement["Action"]:
@@ -186,7 +176,7 @@ def test_no_role_has_a_full_access_managed_policy_or_s3_wildcards(cfn: dict[str,
     for name, role in resources_of(cfn, "AWS::IAM::Role").items():
         for arn in role["Properties"].get("ManagedPolicyArns", []):
             assert "FullAccess" not in json.dumps(arn), (name, arn)
-        for statement in s3_statements(role):
+        for statement in statements(role, "s3"):
             assert "s3:*" not in statement["Action"] and statement["Resource"] != "*", name
 
 

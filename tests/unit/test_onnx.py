@@ -301,39 +301,6 @@ def test_bytes_that_are_not_this_services_onnx_are_refused(seed_split) -> None:
         load_onnx_model(foreign, metadata_for(dataset, foreign))
 
 
-def test_serving_an_onnx_model_imports_no_scikit_learn_scipy_or_joblib(seed_split, tmp_path: Path) -> None:
-    dataset, _x_train, x_test = seed_split
-    trained = train_model(dataset)
-    data = export_onnx(trained.scaler, trained.model, 2)
-    (tmp_path / "model.onnx").write_bytes(data)
-    code = (
-        "import json, sys\n"
-        "class NotInstalled:\n"  # an import finder that makes these look uninstalled
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('sklearn', 'scipy', 'joblib', 'skl2onnx', 'onnx'):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, NotInstalled())\n"
-        "import numpy as np\n"
-        "from deployment_model.ml.onnx_model import load_onnx_model\n"
-        f"metadata = json.loads({json.dumps(metadata_for(dataset, data))!r})\n"
-        "model = load_onnx_model(open('model.onnx', 'rb').read(), metadata)\n"
-        f"answer = model.predict(np.array({x_test.tolist()!r}))\n"
-        "print(json.dumps([answer.classes.tolist(), answer.probabilities.tolist()]))\n"
-        "print(sorted(m for m in ('sklearn', 'scipy', 'joblib') if m in sys.modules))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    answer, imported = out.stdout.strip().splitlines()[-2:]
-    classes, probabilities = json.loads(answer)
-    expected_classes, expected_probabilities = classify(trained.model, trained.scaler.transform(x_test))
-    assert classes == expected_classes.tolist()
-    assert np.abs(np.array(probabilities) - expected_probabilities).max() <= 1e-4
-    assert imported == "[]"
-
-
-# --- the two functions ----------------------------------------------------------------------------------
-
 BLOCK_TRAINING_LIBRARIES = (
     "import sys\n"
     "class NotInstalled:\n"  # an import finder that makes these look uninstalled, as in the inference image
@@ -344,9 +311,47 @@ BLOCK_TRAINING_LIBRARIES = (
 )
 
 
+def last_two_lines_without_training_libraries(code: str, cwd: Path) -> tuple[str, str]:
+    """Run code in a fresh Python where scikit-learn and the other training libraries cannot be imported, as in
+    the inference image; its last two lines of output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK_TRAINING_LIBRARIES + code], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.strip().splitlines()[-2:]
+    return first, second
+
+
+def test_serving_an_onnx_model_imports_no_scikit_learn_scipy_or_joblib(seed_split, tmp_path: Path) -> None:
+    dataset, _x_train, x_test = seed_split
+    trained = train_model(dataset)
+    data = export_onnx(trained.scaler, trained.model, 2)
+    (tmp_path / "model.onnx").write_bytes(data)
+    code = (
+        "import json\n"
+        "import numpy as np\n"
+        "from deployment_model.ml.onnx_model import load_onnx_model\n"
+        f"metadata = json.loads({json.dumps(metadata_for(dataset, data))!r})\n"
+        "model = load_onnx_model(open('model.onnx', 'rb').read(), metadata)\n"
+        f"answer = model.predict(np.array({x_test.tolist()!r}))\n"
+        "print(json.dumps([answer.classes.tolist(), answer.probabilities.tolist()]))\n"
+        "print(sorted(m for m in ('sklearn', 'scipy', 'joblib') if m in sys.modules))\n"
+    )
+    answer, imported = last_two_lines_without_training_libraries(code, tmp_path)
+    classes, probabilities = json.loads(answer)
+    expected_classes, expected_probabilities = classify(trained.model, trained.scaler.transform(x_test))
+    assert classes == expected_classes.tolist()
+    assert np.abs(np.array(probabilities) - expected_probabilities).max() <= 1e-4
+    assert imported == "[]"
+
+
+# --- the two functions ----------------------------------------------------------------------------------
+
+
 def test_the_inference_function_serves_without_scikit_learn_scipy_or_joblib(local_service, tmp_path: Path) -> None:
     trained = local_service.train({})
-    code = BLOCK_TRAINING_LIBRARIES + (
+    code = (
         "import json\n"
         "from deployment_model.local.server import LocalContext\n"
         "from deployment_model.inference.app import lambda_handler\n"
@@ -354,10 +359,7 @@ def test_the_inference_function_serves_without_scikit_learn_scipy_or_joblib(loca
         "print(json.dumps(answer))\n"
         "print(sorted(m for m in ('sklearn', 'scipy', 'joblib', 'pandas') if m in sys.modules))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    answer, imported = out.stdout.strip().splitlines()[-2:]
+    answer, imported = last_two_lines_without_training_libraries(code, tmp_path)
     answer = json.loads(answer)
     assert answer["statusCode"] == 200 and answer["model_version"] == trained["model_version"]
     assert answer["result"] == ["virginica", "Not virginica"] and answer["prediction"] == [1, 0]

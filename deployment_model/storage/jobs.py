@@ -33,6 +33,7 @@ from deployment_model.storage.objects import (
     ObjectStore,
     PreconditionFailedError,
     StoreError,
+    read_in_parallel,
     read_or_not_found,
 )
 
@@ -167,6 +168,12 @@ class JobStore:
         """The stored record (not adjusted for its deadline: see `Job.as_seen`)."""
         return self._read(job_id)[0]
 
+    def _get_or_none(self, job_id: str) -> Job | None:
+        try:
+            return self.get(job_id)
+        except JobNotFoundError:  # deleted between the listing and the read
+            return None
+
     def _read(self, job_id: str) -> tuple[Job, str]:
         if not JOB_ID_PATTERN.match(job_id):
             raise JobNotFoundError(f"no job {job_id!r}: a job id looks like 0123456789012-<32 hex digits>")
@@ -264,15 +271,9 @@ class JobStore:
             raise ValueError("next_token is not a token this service gave: pass back the next_token of a listing")
         start_after = self.key(after) if after else None
         listing = self.objects.list_objects(JOBS_PREFIX, start_after=start_after, limit=limit, delimiter="/")
-        jobs = []
-        for key in listing.keys:
-            job_id = key[len(JOBS_PREFIX) :].removesuffix(".json")
-            if not JOB_ID_PATTERN.match(job_id):
-                continue
-            try:
-                jobs.append(self.get(job_id))
-            except JobNotFoundError:  # deleted between the listing and the read
-                continue
+        ids = [key[len(JOBS_PREFIX) :].removesuffix(".json") for key in listing.keys]
+        found = read_in_parallel(self._get_or_none, [job_id for job_id in ids if JOB_ID_PATTERN.match(job_id)])
+        jobs = [job for job in found if job is not None]
         next_token = None
         if listing.next_start_after is not None and listing.keys:
             next_token = listing.keys[-1][len(JOBS_PREFIX) :].removesuffix(".json")

@@ -24,14 +24,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import contextvars
 import hashlib
 import os
 import posixpath
 import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -51,6 +49,7 @@ from deployment_model.storage.objects import (
     PreconditionFailedError,
     S3ObjectStore,
     StoreError,
+    read_in_parallel,
     read_or_not_found,
 )
 
@@ -78,7 +77,6 @@ EVENT_FIELDS = ("version", "previous_version", "at", "action", "reason", "reques
 REGISTRY_FORMAT = 2
 _HISTORY_SEQ_SPAN = 10**12  # history keys count down from here, so that listing order is newest first
 _PUBLISH_ATTEMPTS = 20
-_PARALLEL_READS = 8
 
 T = TypeVar("T")
 
@@ -435,7 +433,7 @@ class ModelRegistry:
         listing = self.objects.list_objects(MODELS_PREFIX, start_after=start_after, limit=limit, delimiter="/")
         names = [p[len(MODELS_PREFIX) : -1] for p in listing.prefixes]
         names = [n for n in names if NAME_PATTERN.match(n) and ".." not in n]
-        summaries = self._parallel(self._summary, names)
+        summaries = read_in_parallel(self._summary, names)
         return Page(summaries, _encode_token(listing.next_start_after))
 
     def _summary(self, name: str) -> ModelSummary:
@@ -476,7 +474,7 @@ class ModelRegistry:
             start_after = _decode_token(next_token, prefix)
             listing = self.objects.list_objects(prefix, start_after=start_after, limit=limit)
             keys = [k for k in listing.keys if k.endswith(".json")]
-            records = self._parallel(lambda key: self._parse_record(name, None, self._get(key)), keys)
+            records = read_in_parallel(lambda key: self._parse_record(name, None, self._get(key)), keys)
             token = _encode_token(listing.next_start_after)
         else:
             prefix = self._versions_prefix(name)
@@ -485,7 +483,7 @@ class ModelRegistry:
             if after is not None:
                 versions = [v for v in versions if self._version_prefix(name, v) < after]
             page, more = versions[:limit], len(versions) > limit
-            records = [r for r in self._parallel(lambda v: self._legacy_record(name, v), page) if r is not None]
+            records = [r for r in read_in_parallel(lambda v: self._legacy_record(name, v), page) if r is not None]
             token = _encode_token(self._version_prefix(name, page[-1])) if more else None
         if pointer is None and not records and next_token is None and not self._has_any_object(name):
             raise ModelNotFoundError(f"model {name!r} does not exist")
@@ -520,7 +518,7 @@ class ModelRegistry:
             listing = Listing([], [], prefix if pointer is not None and pointer.seq > 1 else None)
         else:
             listing = self.objects.list_objects(prefix, start_after=start_after, limit=limit - (pending is not None))
-        events = self._parallel(lambda key: _parse_event(name, self._get(key)), listing.keys)
+        events = read_in_parallel(lambda key: _parse_event(name, self._get(key)), listing.keys)
         if pending is not None:
             events.insert(0, {field: pending.get(field) for field in EVENT_FIELDS})
         if pointer is None and not events and next_token is None and not self._has_any_object(name):
@@ -700,14 +698,6 @@ class ModelRegistry:
         return versions
 
     # --- helpers -----------------------------------------------------------------------------------------
-
-    def _parallel(self, function: Callable[[str], T], items: list[str]) -> list[T]:
-        """Independent small reads at once (S3 latency adds up otherwise); results in the items' order."""
-        if len(items) <= 1:
-            return [function(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(_PARALLEL_READS, len(items))) as pool:
-            contexts = [contextvars.copy_context() for _ in items]  # each read keeps the request's deadline
-            return list(pool.map(lambda pair: pair[0].run(function, pair[1]), zip(contexts, items, strict=True)))
 
 
 def _record_of(metadata: Mapping[str, Any], metadata_sha256: str) -> dict[str, Any]:

@@ -92,6 +92,12 @@ def target_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def page_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--limit and --next-token, for a command that lists one page at a time."""
+    function = click.option("--next-token", help="The page after the one that printed this token.")(function)
+    return click.option("--limit", type=click.IntRange(1, 100), help="At most this many, newest first.")(function)
+
+
 def settings(ctx: click.Context) -> Settings:
     given = ctx.find_root().meta.get(_SETTINGS, {})
     return Settings(**given)
@@ -273,8 +279,7 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--limit", type=click.IntRange(1, 100), help="At most this many (newest first).")
-@click.option("--next-token", help="The page after the one that printed this token.")
+@page_options
 @target_options
 @click.pass_context
 def jobs_list(ctx: click.Context, limit: int | None, next_token: str | None) -> None:
@@ -505,8 +510,7 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--limit", type=click.IntRange(1, 100))
-@click.option("--next-token")
+@page_options
 @target_options
 @click.pass_context
 def models_list(ctx: click.Context, limit: int | None, next_token: str | None) -> None:
@@ -517,8 +521,7 @@ def models_list(ctx: click.Context, limit: int | None, next_token: str | None) -
 @models.command("show")
 @click.argument("name")
 @click.argument("version", required=False)
-@click.option("--limit", type=click.IntRange(1, 100))
-@click.option("--next-token")
+@page_options
 @target_options
 @click.pass_context
 def models_show(ctx: click.Context, name: str, version: str | None, limit: int | None, next_token: str | None) -> None:

@@ -449,7 +449,8 @@ def test_the_cli_exports_an_old_version(local_service, capsys) -> None:
     assert main(["--store-dir", store_dir, "--json", "models", "export", "Model_ml", version, "--publish"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["derived_from"] == version and answer["published"] is True
-    assert main(["--store-dir", store_dir, "models", "export", "Model_ml", version[:-1] + "0"]) == 1  # unknown
+    unknown = version[:-1] + ("1" if version.endswith("0") else "0")  # another version id, never this one
+    assert main(["--store-dir", store_dir, "models", "export", "Model_ml", unknown]) == 1
     assert "has no version" in capsys.readouterr().err
 
 

@@ -52,19 +52,19 @@ def parse_rows(value: Any) -> FeatureRows:
     """Validate x_test in bulk: C-level passes over the values and numpy checks, no Python loop per value."""
     if not isinstance(value, list) or not value:
         raise ValueError("x_test must be a non-empty list: one row [f1, f2, ...] or rows [[f1, f2, ...], ...]")
-    outer_types = set(map(type, value))
-    if outer_types == {list}:
+    if type(value[0]) is list:  # rows; a number among them has no len(), a string's characters are refused below
         if len(value) > MAX_ROWS_PER_REQUEST:
             raise TooManyRowsError(len(value))
-        widths = set(map(len, value))
+        try:
+            widths = set(map(len, value))
+        except TypeError:
+            raise ValueError("x_test must be one row of numbers or a list of rows of numbers, not a mix") from None
         if len(widths) != 1:
             raise ValueError("x_test rows must all have the same number of values")
         rows, width, single_row = len(value), widths.pop(), False
         flat = list(chain.from_iterable(value))  # one flat list converts to numpy far faster than nested ones
-    elif list not in outer_types:
+    else:  # one row: a list among its values is refused below
         rows, width, single_row, flat = 1, len(value), True, value
-    else:
-        raise ValueError("x_test must be one row of numbers or a list of rows of numbers, not a mix")
     if width == 0:
         raise ValueError("x_test rows must not be empty")
     if width > MAX_FEATURES_PER_ROW:
@@ -74,7 +74,7 @@ def parse_rows(value: Any) -> FeatureRows:
         found = sorted(t.__name__ for t in value_types - _NUMBER_TYPES)
         raise ValueError(f"x_test rows must hold numbers only; found {', '.join(found)}")
     try:
-        matrix = np.array(flat, dtype=np.float64).reshape(rows, width)
+        matrix = np.fromiter(flat, dtype=np.float64, count=len(flat)).reshape(rows, width)
     except OverflowError:
         raise ValueError("x_test holds a number too large for a 64-bit float") from None
     finite = np.isfinite(matrix)

@@ -83,6 +83,8 @@ def check_rows(limits: dict[str, Any], rows: np.ndarray, feature_names: Sequence
     """Refuse rows with a value outside the model's input limits (numpy only: no scikit-learn needed)."""
     low = np.asarray(limits["min"], dtype=np.float64)
     high = np.asarray(limits["max"], dtype=np.float64)
+    if within(rows, low, high):
+        return
     outside = (rows < low) | (rows > high)
     if outside.any():
         row, column = (int(i) for i in np.argwhere(outside)[0])
@@ -94,3 +96,12 @@ def check_rows(limits: dict[str, Any], rows: np.ndarray, feature_names: Sequence
             f"{value!r} is outside what model {model!r} can compute with: it accepts {least!r} to {most!r} "
             f"for that feature ({limits.get('reason', 'its numeric range')})"
         )
+
+
+def within(rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
+    """Every value within [low, high] of its column, judged by each column's extremes: the usual case, spared
+    the per-value comparison that finds the first value outside. (numpy reduces a C-ordered matrix along its
+    columns, or compares it with one bound per column, an element at a time: 20 times slower, at 2 columns,
+    than reducing a column-ordered copy.)"""
+    columns = np.asfortranarray(rows)
+    return bool((columns.min(axis=0) >= low).all() and (columns.max(axis=0) <= high).all())

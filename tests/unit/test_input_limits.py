@@ -24,6 +24,7 @@ from deployment_model.ml.input_limits import (
     UnusableModelError,
     check_rows,
     max_scaled_magnitude,
+    within,
 )
 from deployment_model.ml.prediction import InvalidRowsError, predict
 from deployment_model.ml.training import iris_dataset, resolve_grids, train_model
@@ -185,3 +186,24 @@ def test_checking_rows_needs_numpy_only() -> None:
         "assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 6).flatmap(
+        lambda width: st.tuples(
+            st.lists(
+                st.lists(st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 2.0]), min_size=width, max_size=width),
+                min_size=1,
+                max_size=20,
+            ),
+            st.lists(st.sampled_from([-1.0, 0.0, 0.5]), min_size=width, max_size=width),
+            st.lists(st.sampled_from([0.5, 1.0, 1.5]), min_size=width, max_size=width),
+        )
+    )
+)
+def test_the_fast_bounds_check_agrees_with_comparing_every_value(case) -> None:
+    """`within` (column extremes) spares predictions the per-value pass: it must judge every matrix as that pass
+    does, values on a bound included."""
+    rows, low, high = (np.array(part, dtype=np.float64) for part in case)
+    assert within(rows, low, high) == (not ((rows < low) | (rows > high)).any())

@@ -282,6 +282,25 @@ def test_large_knn_batches_run_in_chunks_with_the_same_answers(seed_split, monke
     assert a.labels == b.labels and np.array_equal(a.probabilities, b.probabilities)
 
 
+@pytest.mark.parametrize("weights", ["uniform", "distance"])
+@pytest.mark.parametrize("by_point", [True, False], ids=["points x rows", "rows x points"])
+def test_both_distance_layouts_give_scikit_learns_answers(
+    seed_split, monkeypatch, by_point: bool, weights: str
+) -> None:
+    """The graph lays distances out by the model's size (many rows a run: points x rows); both layouts must
+    answer as scikit-learn does, the grid's exact ties included."""
+    dataset, x_train, x_test = seed_split
+    if not by_point:  # fewer rows a run than training points, as for a KNN trained on thousands of rows
+        monkeypatch.setattr(onnx_export, "MAX_ELEMENTS_PER_RUN", 7 * len(x_train))
+    scaler, knn = fitted_knn(seed_split, n_neighbors=3, weights=weights)
+    data = export_onnx(scaler, knn, 2)
+    assert any(node.op_type == "Transpose" for node in onnx.load_from_string(data).graph.node) == by_point
+    served = load_onnx_model(data, metadata_for(dataset, data))
+    for rows in (x_test, probe_rows(x_train), np.array([[1.5, 4.9]])):  # the last: a tie at the 3rd neighbour
+        mismatches, gap = disagreement(served, scaler, knn, rows)
+        assert (mismatches, gap) == (0, 0.0)
+
+
 # --- serving: versions, opsets, bytes ------------------------------------------------------------------
 
 

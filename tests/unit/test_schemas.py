@@ -53,6 +53,8 @@ def test_a_list_of_rows_keeps_order() -> None:
         ([[]], "must not be empty"),
         ([[1, 2], [1]], "same number of values"),
         ([[1, 2], 3], "not a mix"),
+        ([[1, 2], "ab"], "numbers only; found str"),
+        ([1, [2, 3]], "numbers only; found list"),
         ([[[1, 2]]], "numbers only; found list"),
         ([True, 1], "numbers only; found bool"),
         (["1", 2], "numbers only; found str"),

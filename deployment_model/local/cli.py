@@ -165,6 +165,12 @@ def _split(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
 
+def _names(values: Sequence[str]) -> list[str] | None:
+    """Names given comma-separated, the option repeated, or both: in the order given, each once."""
+    names = _split(",".join(values))
+    return list(dict.fromkeys(names)) if names else None
+
+
 def _grids(path: Path) -> dict[str, Any]:
     try:
         grids = json.loads(path.read_text())
@@ -184,7 +190,12 @@ def _grids(path: Path) -> dict[str, Any]:
 @click.option("--data-key", help="A CSV in the store (locally: a path under the store folder); omitted: iris.")
 @click.option("--target-column", help="The CSV column to predict (with --data-key).")
 @click.option("--feature-columns", metavar="A,B,...", help="Comma-separated feature columns; omitted: all others.")
-@click.option("--candidates", metavar="NAMES", help="Comma-separated: knn,sgd,logistic_regression,random_forest.")
+@click.option(
+    "--candidates",
+    metavar="NAMES",
+    multiple=True,
+    help="Comma-separated, or the option repeated: knn,sgd,logistic_regression,random_forest.",
+)
 @click.option(
     "--grids",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -208,7 +219,7 @@ def train(
     request = {
         **fields,
         "feature_columns": _split(fields["feature_columns"]),
-        "candidates": _grids(grids) if grids else _split(fields["candidates"]),
+        "candidates": _grids(grids) if grids else _names(fields["candidates"]),
     }
     request = {name: value for name, value in request.items() if value is not None}
     if run_async or wait:

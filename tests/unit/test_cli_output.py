@@ -37,7 +37,9 @@ class Recorded:
     def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:
         self.requests.append((method, target, json.loads(body) if body else None))
         answer = ANSWERS[(method, target.split("?")[0])]
-        return Answer(202 if target == "/train" else 200, {"content-type": "application/json"}, json.dumps(answer).encode())
+        return Answer(
+            202 if target == "/train" else 200, {"content-type": "application/json"}, json.dumps(answer).encode()
+        )
 
 
 @pytest.fixture

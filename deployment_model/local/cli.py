@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -134,11 +135,14 @@ def _console(err: bool = False) -> Console:
     return console
 
 
-def _emit(ctx: click.Context, data: Any, view: Callable[[Console, Any], None]) -> None:
-    """JSON for a pipe (--json), a readable view for a person."""
+def _emit(ctx: click.Context, data: Any, view: Callable[[Console, Any], None] | str | None) -> None:
+    """The answer as JSON for a pipe (--json); for a person, a readable view of it, a line saying what was done,
+    or nothing (None: an error line says it)."""
     if settings(ctx).json:
         click.echo(json.dumps(data, indent=2))
-    else:
+    elif isinstance(view, str):
+        click.echo(view)
+    elif view is not None:
         view(_console(), data)
 
 
@@ -165,6 +169,12 @@ def _split(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
 
+def _names(values: Sequence[str]) -> list[str] | None:
+    """Names given comma-separated, the option repeated, or both: in the order given, each once."""
+    names = _split(",".join(values))
+    return list(dict.fromkeys(names)) if names else None
+
+
 def _grids(path: Path) -> dict[str, Any]:
     try:
         grids = json.loads(path.read_text())
@@ -184,7 +194,12 @@ def _grids(path: Path) -> dict[str, Any]:
 @click.option("--data-key", help="A CSV in the store (locally: a path under the store folder); omitted: iris.")
 @click.option("--target-column", help="The CSV column to predict (with --data-key).")
 @click.option("--feature-columns", metavar="A,B,...", help="Comma-separated feature columns; omitted: all others.")
-@click.option("--candidates", metavar="NAMES", help="Comma-separated: knn,sgd,logistic_regression,random_forest.")
+@click.option(
+    "--candidates",
+    metavar="NAMES",
+    multiple=True,
+    help="Comma-separated, or the option repeated: knn,sgd,logistic_regression,random_forest.",
+)
 @click.option(
     "--grids",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -208,7 +223,7 @@ def train(
     request = {
         **fields,
         "feature_columns": _split(fields["feature_columns"]),
-        "candidates": _grids(grids) if grids else _split(fields["candidates"]),
+        "candidates": _grids(grids) if grids else _names(fields["candidates"]),
     }
     request = {name: value for name, value in request.items() if value is not None}
     if run_async or wait:
@@ -221,16 +236,18 @@ def train(
         _emit(ctx, answer, views.show_training)
         return
     if not wait:
-        if settings(ctx).json:
-            click.echo(json.dumps(answer, indent=2))
-        else:
-            click.echo(answer["job_id"])  # alone on stdout, so that a script can capture it
-            follow = f"{PROG} jobs show {answer['job_id']} --wait"
-            if not settings(ctx).remote:  # in-process nothing runs it: a server on this store will
-                follow = f"`{PROG} serve`, then {follow} --url http://127.0.0.1:{DEFAULT_PORT}"
-            click.echo(f"queued; follow it with: {follow}", err=True)
+        _emit(ctx, answer, functools.partial(_show_queued, remote=settings(ctx).remote))
         return
     _finish_job(ctx, _wait_for_job(client, answer["job_id"], poll_seconds), result_only=True)
+
+
+def _show_queued(_: Console, answer: dict[str, Any], remote: bool) -> None:
+    """A queued job for a person: its id alone on stdout (a script can capture it), how to follow it on stderr."""
+    click.echo(answer["job_id"])
+    follow = f"{PROG} jobs show {answer['job_id']} --wait"
+    if not remote:  # in-process nothing runs it: a server on this store will
+        follow = f"`{PROG} serve`, then {follow} --url http://127.0.0.1:{DEFAULT_PORT}"
+    click.echo(f"queued; follow it with: {follow}", err=True)
 
 
 # ---------------------------------------------------------------- jobs
@@ -262,8 +279,7 @@ def _wait_for_job(client: ServiceClient, job_id: str, poll_seconds: float) -> di
 
 def _finish_job(ctx: click.Context, job: dict[str, Any], result_only: bool = False) -> None:
     if job["status"] == "failed":
-        if settings(ctx).json:
-            click.echo(json.dumps(job, indent=2))
+        _emit(ctx, job, None)  # a script gets the job's record; everyone, the error below
         message = (job.get("error") or {}).get("message") or "no reason given"
         raise ClientError(f"job {job['job_id']} failed: {message}")
     if result_only and job.get("result"):
@@ -554,10 +570,7 @@ def models_publish(
 ) -> None:
     """Make VERSION the one /predict serves (an older one: a rollback)."""
     answer = _client(ctx).publish(name, version, reason, expected_version)
-    if settings(ctx).json:
-        click.echo(json.dumps(answer, indent=2))
-    else:
-        click.echo(f"{name}: published {answer.get('published_version')} (was {answer.get('previous_version')})")
+    _emit(ctx, answer, f"{name}: published {answer.get('published_version')} (was {answer.get('previous_version')})")
 
 
 @models.command("export")
@@ -569,11 +582,8 @@ def models_publish(
 def models_export(ctx: click.Context, name: str, version: str, publish: bool) -> None:
     """Convert a version trained before ONNX serving into a new version the inference function serves."""
     answer = _client(ctx).export(name, version, publish)
-    if settings(ctx).json:
-        click.echo(json.dumps(answer, indent=2))
-    else:
-        state = "published" if answer.get("published") else "stored, not published"
-        click.echo(f"{name}: version {answer.get('model_version')} derived from {version} ({state})")
+    state = "published" if answer.get("published") else "stored, not published"
+    _emit(ctx, answer, f"{name}: version {answer.get('model_version')} derived from {version} ({state})")
 
 
 @models.command("delete")
@@ -595,7 +605,7 @@ def models_delete(ctx: click.Context, name: str, version: str | None, yes: bool)
             click.confirm(f"Delete model {name}: every version, the published pointer and the history?", abort=True)
         answer = client.delete_model(name)
         message = f"{name}: deleted {answer.get('deleted_versions')} versions"
-    click.echo(json.dumps(answer, indent=2) if settings(ctx).json else message)
+    _emit(ctx, answer, message)
 
 
 # ---------------------------------------------------------------- report, serve, openapi

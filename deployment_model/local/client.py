@@ -1,7 +1,7 @@
 """Talk to the service wherever it runs: in this process on the local store, at a URL, or a deployed stack by name.
 
-Every command is an HTTP request to one of the service's routes. `InProcess` turns it into the API Gateway proxy
-event the local server builds and hands it to the function's handler directly; `Http` sends it to a URL (with
+Every command is an HTTP request to one of the service's routes. `InProcess` hands it to the local server's
+gateway without a socket (the same routing, proxy event and answer as the server); `Http` sends it to a URL (with
 the API key as `x-api-key`). `ServiceClient` names the routes once, so each command has one code path whatever
 the target.
 """
@@ -18,13 +18,14 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from base64 import b64decode
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from deployment_model.local import server
+from deployment_model.local.routes import DEFAULT_TEMPLATE
 
 API_KEY_ENV = "ML_SERVICE_API_KEY"
 EMPTY_METRICS_WARNING = "No application metrics to publish"  # Powertools, after a call that added no metric
@@ -80,34 +81,29 @@ class Transport(Protocol):
 class InProcess:
     """The functions' handlers in this process, on the local store (or MODEL_BUCKET): no server, no network.
 
-    Each request becomes the proxy event the local server would build, so the handlers see exactly what they
-    see behind API Gateway. What they print (EMF metrics) is swallowed: a command's output is its answer; their
-    error logs go to stderr.
+    Each request goes through the local server's gateway (server.LocalGateway) without a socket, so it is
+    answered exactly as the local server answers it: the same routing, proxy events, refusals and headers.
+    What the handlers print (EMF metrics) is swallowed: a command's output is its answer; their error logs go
+    to stderr.
     """
 
-    def __init__(self, store_dir: str | None) -> None:
+    def __init__(self, store_dir: str | None, template: Path = DEFAULT_TEMPLATE) -> None:
         server.configure_environment(store_dir)
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")  # the answer says what went wrong
-        self._handlers: dict[str, server.Handler] = {}
-
-    def _handler(self, function: str) -> server.Handler:
-        if function not in self._handlers:
-            with contextlib.redirect_stdout(sys.stderr):  # loggers created at import write where stdout is now
-                self._handlers[function] = server.load_handler(function)
-        return self._handlers[function]
+        self._gateway = server.LocalGateway(template, load=lambda function: _import_quietly(function, template))
 
     def send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> Answer:
-        function = server.function_for(method, urlsplit(target).path)
-        handler = self._handler(function)
-        event = server.proxy_event(method, target, headers, body or b"", "127.0.0.1")
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", EMPTY_METRICS_WARNING, UserWarning)
-            answer = handler(event, server.LocalContext(function_name=function))
-        payload = answer.get("body") or ""
-        data = b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
-        names = {name.lower(): values[-1] for name, values in (answer.get("multiValueHeaders") or {}).items()}
-        names |= {name.lower(): value for name, value in (answer.get("headers") or {}).items()}
-        return Answer(int(answer["statusCode"]), names, data)
+            reply = self._gateway.answer(method, target, headers, body or b"")
+        # What an HTTP client reads of the server's answer: names in lower case, the last value of a name.
+        names = {name.lower(): str(value) for name, values in reply.headers.items() for value in values}
+        return Answer(reply.status, names, b"" if method.upper() == "HEAD" else reply.body)
+
+
+def _import_quietly(function: str, template: Path) -> server.Handler:
+    with contextlib.redirect_stdout(sys.stderr):  # loggers created at import write where stdout is now
+        return server.load_handler(function, template)
 
 
 class Http:

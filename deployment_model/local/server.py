@@ -2,8 +2,9 @@
 
 `serve` stands in for API Gateway and the Lambda runtime: each HTTP request becomes the REST proxy event
 API Gateway would send, and goes to the function template.yaml routes it to (local/routes.py), through the
-same `lambda_handler` the images run. The command line's in-process target (local/client.py, InProcess) sends
-the same proxy events to the handlers without a socket.
+same `lambda_handler` the images run. `LocalGateway` does that part, without a socket: the server asks it for
+each request it reads, and the command line's in-process target (local/client.py, InProcess) asks it directly,
+so both answer alike.
 
 It speaks HTTP/1.1 as clients do (keep-alive, chunked uploads), answers every refusal as the API's JSON error,
 times out idle or half-sent connections, serves a bounded number of connections at once, and logs only
@@ -36,7 +37,7 @@ from deployment_model.api.errors import (
     quoted,
     route_not_found_answer,
 )
-from deployment_model.local.routes import DEFAULT_TEMPLATE, RouteTable, load_route_table
+from deployment_model.local.routes import DEFAULT_TEMPLATE, load_route_table
 
 if TYPE_CHECKING:
     from deployment_model.local.worker import LocalWorker
@@ -53,6 +54,8 @@ MAX_CONNECTIONS = 32  # connections served at once; more wait in the listen queu
 MAX_CHUNK_LINE_BYTES = 1024  # a chunk-size line or a trailer line
 MAX_TRAILER_LINES = 64
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+LOOPBACK = "127.0.0.1"  # the source IP of a request made in this process
+NO_ROUTE = "(no route)"  # what a log line names for a request no route serves
 _LOGGED_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"}
 
 Handler = Callable[[Any, Any], dict[str, Any]]
@@ -84,18 +87,6 @@ def configure_environment(store_dir: str | None) -> None:
     elif not os.environ.get("MODEL_BUCKET"):
         os.environ.setdefault("MODEL_STORE_DIR", DEFAULT_STORE_DIR)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no CloudWatch here: keep stdout readable
-
-
-def function_for(method: str, path: str, template: Path = DEFAULT_TEMPLATE) -> str:
-    """The logical ID of the function template.yaml routes this request to; for a path it does not declare,
-    the function of that path (its handler answers 405) or else the first function (its handler answers 404)."""
-    table = load_route_table(template)
-    found = table.match(method, path)
-    if found:
-        return found.route.function
-    normalised = path.rstrip("/") or "/"
-    same_path = [route.function for route in table.routes if route.pattern.match(normalised)]
-    return same_path[0] if same_path else next(iter(table.handlers))
 
 
 def load_handler(function: str, template: Path = DEFAULT_TEMPLATE) -> Handler:
@@ -173,6 +164,91 @@ def proxy_event(
     }
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One answer as the local server sends it, and the template's path of the route that gave it (all a log
+    line says of the request)."""
+
+    status: int
+    headers: dict[str, list[str]]  # a name may have several values, as in HTTP
+    body: bytes  # also for HEAD: the server sends its headers (and length), not the body itself
+    route: str = "-"
+
+
+def error_reply(answer: Answer, route: str = "-") -> Reply:
+    """An error answer of the API (status, JSON body, extra headers) as the server sends it."""
+    status, body, headers = answer
+    all_headers = {"Content-Type": ["application/json"], **{name: [value] for name, value in headers.items()}}
+    return Reply(status, all_headers, json.dumps(body).encode(), route)
+
+
+class LocalGateway:
+    """What API Gateway and the Lambda runtime do with one request, without a socket: serve the OpenAPI document
+    and the /docs page, route by template.yaml (404 and 405 from the route table, listing every function's
+    routes), build the proxy event, call the function, and turn its proxy response into the HTTP answer.
+
+    The local server asks it for every request it reads; the command line's in-process target asks it directly.
+    So both targets answer alike. A function is imported (its cold start) when first called, or every one at
+    once by `start_all`.
+    """
+
+    def __init__(self, template: Path = DEFAULT_TEMPLATE, load: Callable[[str], Handler] | None = None) -> None:
+        self.template = template
+        self.table = load_route_table(template)
+        self._load = load or (lambda function: load_handler(function, template))
+        self._handlers: dict[str, Handler] = {}
+        self._openapi: bytes | None = None
+
+    def start_all(self) -> LocalGateway:
+        """Import every function and build the OpenAPI document now (the server does, before it serves)."""
+        self.openapi()
+        return self
+
+    def handler(self, function: str) -> Handler:
+        """A function's `lambda_handler`, by logical ID; imported on first use."""
+        if function not in self._handlers:
+            self._handlers[function] = self._load(function)
+        return self._handlers[function]
+
+    def openapi(self) -> bytes:
+        """The OpenAPI document of every function (imported first, as their cold starts), built once."""
+        if self._openapi is None:
+            for function in self.table.handlers:
+                self.handler(function)
+            self._openapi = json.dumps(openapi_document(self.template)).encode()
+        return self._openapi
+
+    def answer(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str = LOOPBACK
+    ) -> Reply:
+        """The answer to one request: `method` as sent, `target` its path and query string, `body` as read."""
+        path = urlsplit(target).path
+        verb = method.upper()
+        if verb in ("GET", "HEAD"):  # HEAD: GET's answer (the server sends no body)
+            if path == OPENAPI_PATH:
+                return Reply(200, {"Content-Type": ["application/json"]}, self.openapi(), OPENAPI_PATH)
+            if docs_page.serves(path):  # Swagger UI and its assets, served from disk
+                return Reply(*docs_page.answer(path), path)
+        found = self.table.match(verb, path)
+        if found is None and verb == "OPTIONS":  # a CORS preflight: the function of that path answers it
+            candidates = (self.table.match(other, path) for other in self.table.allowed_methods(path))
+            found = next((candidate for candidate in candidates if candidate), None)
+        if found is None:
+            allowed = self.table.allowed_methods(path)
+            if allowed:
+                return error_reply(method_not_allowed_answer(method, path, allowed), NO_ROUTE)
+            return error_reply(route_not_found_answer(method, path, self.table.names()), NO_ROUTE)
+        route = found.route
+        event = proxy_event(method, target, headers, body, source_ip, route.path, found.path_parameters)
+        answer = self.handler(route.function)(event, LocalContext(function_name=route.function))
+        payload = answer.get("body") or ""
+        data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
+        multi = dict(answer.get("multiValueHeaders") or {})
+        for name, value in (answer.get("headers") or {}).items():  # as API Gateway: multiValueHeaders' value wins
+            multi.setdefault(name, [value])
+        return Reply(int(answer["statusCode"]), multi, data, route.path)
+
+
 class _Refused(Exception):
     """A request the server refuses before any function sees it; the connection is closed after the answer."""
 
@@ -195,9 +271,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body leave in separate writes: no 40 ms delayed-ACK stall
     server_version = "ml-service-local"
     timeout = CONNECTION_TIMEOUT_SECONDS  # a socket timeout: an idle or half-sent connection does not hold a thread
-    table: ClassVar[RouteTable]  # set by make_server
-    handlers: ClassVar[dict[str, Handler]] = {}  # logical ID -> lambda_handler
-    openapi: ClassVar[bytes] = b"{}"
+    gateway: ClassVar[LocalGateway]  # set by make_server
     quiet: ClassVar[bool] = False
     _route_path = "-"  # what a log line names: the template's path of the route, never the path as sent
 
@@ -227,48 +301,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send_answer(error_answer(status, "invalid_request", words))
 
     def _dispatch(self) -> None:
-        url = urlsplit(self.path)
-        method = self.command.upper()
         try:
-            body = self._read_body(method)
+            body = self._read_body(self.command.upper())
         except _Refused as refused:
             self.close_connection = True
             self._send_answer(refused.answer)
             return
-        reads = method in ("GET", "HEAD")  # HEAD: GET's status and headers, no body (_send leaves it out)
-        if reads and url.path == OPENAPI_PATH:
-            self._route_path = OPENAPI_PATH
-            self._send(200, {"Content-Type": ["application/json"]}, self.openapi)
-            return
-        if reads and docs_page.serves(url.path):  # Swagger UI and its assets, served from disk
-            self._route_path = url.path
-            self._send(*docs_page.answer(url.path))
-            return
-        found = self.table.match(method, url.path)
-        if found is None and method == "OPTIONS":  # a CORS preflight: the function of that path answers it
-            candidates = (self.table.match(other, url.path) for other in self.table.allowed_methods(url.path))
-            found = next((candidate for candidate in candidates if candidate), None)
-        if found is None:
-            self._route_path = "(no route)"
-            allowed = self.table.allowed_methods(url.path)
-            if allowed:
-                self._send_answer(method_not_allowed_answer(self.command, url.path, allowed))
-            else:
-                self._send_answer(route_not_found_answer(self.command, url.path, self.table.names()))
-            return
-        route = found.route
-        self._route_path = route.path
         headers = {name: value for name, value in self.headers.items()}
-        event = proxy_event(
-            self.command, self.path, headers, body, self.client_address[0], route.path, found.path_parameters
-        )
-        answer = self.handlers[route.function](event, LocalContext(function_name=route.function))
-        payload = answer.get("body") or ""
-        data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
-        multi = dict(answer.get("multiValueHeaders") or {})
-        for name, value in (answer.get("headers") or {}).items():
-            multi.setdefault(name, [value])
-        self._send(int(answer["statusCode"]), multi, data)
+        reply = self.gateway.answer(self.command, self.path, headers, body, self.client_address[0])
+        self._route_path = reply.route
+        self._send(reply.status, reply.headers, reply.body)
 
     def _read_body(self, method: str) -> bytes:
         """The request body, framed as HTTP/1.1 says: chunked, else Content-Length, else none."""
@@ -340,9 +382,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             length -= len(chunk)
 
     def _send_answer(self, answer: Answer) -> None:
-        status, body, headers = answer
-        all_headers = {"Content-Type": ["application/json"], **{name: [value] for name, value in headers.items()}}
-        self._send(status, all_headers, json.dumps(body).encode())
+        reply = error_reply(answer)
+        self._send(reply.status, reply.headers, reply.body)
 
     def _send(self, status: int, headers: dict[str, list[str]], data: bytes) -> None:
         self.send_response(status)
@@ -420,23 +461,13 @@ def make_server(
     max_connections: int = MAX_CONNECTIONS,
 ) -> LocalServer:
     """A threaded HTTP server wired to every function of the template; port 0 picks a free port."""
-    table = load_route_table(template)
-    handler_class = type(
-        "RequestHandler",
-        (_RequestHandler,),
-        {
-            "table": table,
-            "handlers": {name: load_handler(name, template) for name in table.handlers},
-            "openapi": json.dumps(openapi_document(template)).encode(),
-            "quiet": quiet,
-            "timeout": timeout,
-        },
-    )
+    gateway = LocalGateway(template).start_all()  # every cold start now: no thread ever imports a function
+    handler_class = type("RequestHandler", (_RequestHandler,), {"gateway": gateway, "quiet": quiet, "timeout": timeout})
     server = LocalServer((host, port), handler_class, max_connections)
-    if "TrainFunction" in table.handlers:  # the train function runs queued jobs on a worker, as SQS would on AWS
+    train_function = gateway.table.handlers.get("TrainFunction")
+    if train_function:  # the train function runs queued jobs on a worker, as SQS would on AWS
         from deployment_model.local.worker import start_worker  # imports the handlers' modules: not before now
 
-        module, _, _ = table.handlers["TrainFunction"].rpartition(".")
-        train = importlib.import_module(module)
+        train = importlib.import_module(train_function.rpartition(".")[0])
         server.job_worker = start_worker(train, lambda: LocalContext(function_name="train"))
     return server

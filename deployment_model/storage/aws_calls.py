@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 # inside the inference timeout (30 s) and API Gateway's 29 s, so a fault becomes a 503, not a 504.
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 3.0
-MAX_ATTEMPTS = 2
+MAX_ATTEMPTS = 2  # in all, the first included (botocore's `max_attempts` would count retries only)
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 UNAVAILABLE_CODES = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"})
@@ -25,7 +25,7 @@ def client_config() -> Config:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
     )
 
 

@@ -93,3 +93,10 @@ def test_both_clients_carry_the_shared_timeouts_and_retries(monkeypatch: pytest.
     )
     assert (store.connect_timeout, store.read_timeout) == (queue.connect_timeout, queue.read_timeout) == (0.25, 0.75)
     assert store.retries == queue.retries and store.retries["mode"] == "standard"
+
+
+def test_max_attempts_counts_the_first_attempt_too() -> None:
+    """README and the timeouts' worst case (2 x (1 s + 3 s) + backoff, inside the 10 s call limit) count 2 attempts in
+    all: botocore's `max_attempts` counts retries only (2 would be 3 attempts); `total_max_attempts` counts all."""
+    for client in (S3ObjectStore("bucket")._client, SqsJobQueue("https://sqs/q", None, 2)._client):
+        assert client.meta.config.retries["total_max_attempts"] == aws_calls.MAX_ATTEMPTS == 2

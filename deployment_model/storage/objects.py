@@ -84,6 +84,8 @@ class ObjectStore(Protocol):
     """The one small interface both backends implement: whole objects by key, written whole or not at all."""
 
     location: str
+    # Whether get_tagged's tags are S3 ETags (what S3 shows a user for the object), not only opaque version tags.
+    tags_are_etags: bool
 
     def get(self, key: str) -> bytes:
         """The object's bytes; ObjectNotFoundError if absent, StoreUnavailableError if unreachable."""
@@ -156,6 +158,7 @@ class DirectoryObjectStore:
 
     _LOCK_FILE = ".lock"
     _TEMP_PREFIX = ".tmp-"
+    tags_are_etags = False  # sha256 of the bytes: nothing S3 would show
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
@@ -271,6 +274,8 @@ class DirectoryObjectStore:
 
 class S3ObjectStore:
     """Objects in one S3 bucket. The endpoint comes from the SDK's standard AWS_ENDPOINT_URL_S3."""
+
+    tags_are_etags = True
 
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket

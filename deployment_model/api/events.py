@@ -53,6 +53,13 @@ def method_and_path(event: Mapping[str, Any]) -> tuple[str, str]:
     return "GET" if method == "HEAD" else method, path.rstrip("/") or "/"
 
 
+def requested_method(event: Mapping[str, Any], routed: str) -> str:
+    """The method as the client sent it, for an answer that names it: HEAD, where the route matched was GET's
+    (method_and_path), so that a 405 or 404 never blames a GET nobody sent."""
+    sent = event.get("httpMethod")
+    return "HEAD" if routed == "GET" and isinstance(sent, str) and sent.upper() == "HEAD" else routed
+
+
 _EVENT_MAPPINGS = {  # field: does each value have to be a string (else a list of strings)
     "headers": True,
     "queryStringParameters": True,

@@ -66,6 +66,7 @@ from deployment_model.api.events import (
     method_and_path,
     plain_body,
     powertools_event,
+    requested_method,
 )
 from deployment_model.api.schemas import ErrorResponse
 from deployment_model.storage.deadline import storage_deadline
@@ -322,7 +323,7 @@ class ServiceApp(APIGatewayRestResolver):
         return super().get_openapi_schema(**kwargs)
 
     def _answer_not_found(self, _: NotFoundError) -> Response:
-        path, method = self.current_event.path, self.current_event.http_method
+        path, method = self.current_event.path, requested_method(current_event.get(), self.current_event.http_method)
         allowed = [m for m, _, pattern in self.routes if pattern.match(path)]
         if allowed:
             return _response(*self.shaped_error(path, method_not_allowed_answer(method, path, allowed)))

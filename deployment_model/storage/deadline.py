@@ -43,6 +43,7 @@ class TimeBoundObjectStore:
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
         self.location = inner.location
+        self.tags_are_etags = inner.tags_are_etags
 
     def get(self, key: str) -> bytes:
         return self._bounded(self.inner.get, key)

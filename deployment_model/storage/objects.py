@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from deployment_model.storage.aws_calls import FailureKind, classify, client_config
 from deployment_model.storage.s3_client import s3_client
 
 
@@ -84,6 +84,8 @@ class ObjectStore(Protocol):
     """The one small interface both backends implement: whole objects by key, written whole or not at all."""
 
     location: str
+    # Whether get_tagged's tags are S3 ETags (what S3 shows a user for the object), not only opaque version tags.
+    tags_are_etags: bool
 
     def get(self, key: str) -> bytes:
         """The object's bytes; ObjectNotFoundError if absent, StoreUnavailableError if unreachable."""
@@ -156,6 +158,7 @@ class DirectoryObjectStore:
 
     _LOCK_FILE = ".lock"
     _TEMP_PREFIX = ".tmp-"
+    tags_are_etags = False  # sha256 of the bytes: nothing S3 would show
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
@@ -272,25 +275,12 @@ class DirectoryObjectStore:
 class S3ObjectStore:
     """Objects in one S3 bucket. The endpoint comes from the SDK's standard AWS_ENDPOINT_URL_S3."""
 
-    # Worst case for one call: 2 attempts x (1 s connect + 3 s read) + backoff, about 9 s:
-    # inside the inference timeout (30 s) and API Gateway's 29 s, so a fault becomes a 503, not a 504.
-    CONNECT_TIMEOUT_SECONDS = 1.0
-    READ_TIMEOUT_SECONDS = 3.0
-    MAX_ATTEMPTS = 2
+    tags_are_etags = True
 
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
         self.location = "this service's bucket"  # errors reach clients: never the bucket's (generated) name
-        self._client = client or self._default_client()
-
-    @classmethod
-    def _default_client(cls) -> Any:
-        config = Config(
-            connect_timeout=cls.CONNECT_TIMEOUT_SECONDS,
-            read_timeout=cls.READ_TIMEOUT_SECONDS,
-            retries={"mode": "standard", "max_attempts": cls.MAX_ATTEMPTS},
-        )
-        return s3_client(config)
+        self._client = client or s3_client(client_config())
 
     def get(self, key: str) -> bytes:
         return self.get_tagged(key)[0]
@@ -336,17 +326,14 @@ class S3ObjectStore:
         """botocore's exceptions become the store's, so callers never see botocore."""
         try:
             yield
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        except (ClientError, BotoCoreError) as exc:
+            failure = classify(exc)
             # 412: the condition did not hold; 409: a concurrent conditional write to the same key won;
             # 404 on a conditional write: If-Match named an object that no longer exists.
-            if conditional and (status in {409, 412} or code in {"NoSuchKey", "404", "NotFound"}):
-                raise PreconditionFailedError(f"object {key!r} changed since it was read ({code or status})") from None
-            if code in {"NoSuchKey", "404", "NotFound"}:
+            if conditional and (failure.status in {409, 412} or failure.kind is FailureKind.NOT_FOUND):
+                raise PreconditionFailedError(f"object {key!r} changed since it was read ({failure.reason})") from None
+            if failure.kind is FailureKind.NOT_FOUND:
                 raise ObjectNotFoundError(f"no object {key!r} in {self.location}") from None
-            if status >= 500 or code in {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"}:
-                raise StoreUnavailableError(f"{self.location} answered {code or status}") from None
-            raise StoreAccessError(f"{self.location} refused access to {key!r}: {code}") from None
-        except BotoCoreError as exc:
-            raise StoreUnavailableError(f"{self.location} could not be reached: {type(exc).__name__}") from None
+            if failure.kind is FailureKind.UNAVAILABLE:
+                raise StoreUnavailableError(f"{self.location} {failure.happened}") from None
+            raise StoreAccessError(f"{self.location} refused access to {key!r}: {failure.reason}") from None

@@ -419,7 +419,7 @@ class ModelRegistry:
     def read_data_tagged(self, key: str) -> tuple[bytes, str | None]:
         """The training data and its S3 ETag (None on a local store, whose tags are not ETags)."""
         data, tag = self._get_tagged(_check_data_key(key))
-        return data, tag if isinstance(getattr(self.objects, "inner", self.objects), S3ObjectStore) else None
+        return data, tag if self.objects.tags_are_etags else None
 
     def data_size(self, key: str) -> int:
         """The training data's size, read before the data itself so a file too large is never read."""

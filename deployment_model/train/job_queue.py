@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import boto3
 import orjson
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from deployment_model.storage.aws_calls import FailureKind, classify, client_config
 from deployment_model.storage.jobs import Job, JobStore
 from deployment_model.storage.objects import StoreAccessError, StoreUnavailableError
 
@@ -87,34 +87,21 @@ class JobQueue(Protocol):
 class SqsJobQueue:
     """The stack's SQS queue; Lambda's event source mapping delivers its messages to the train function."""
 
-    CONNECT_TIMEOUT_SECONDS = 1.0
-    READ_TIMEOUT_SECONDS = 3.0
-    MAX_ATTEMPTS = 2
-
     def __init__(self, url: str, max_wait: timedelta | None, max_receive_count: int, client: Any = None) -> None:
         self.url = url
         self.max_wait = max_wait
         self.max_receive_count = max_receive_count
-        self._client = client or boto3.session.Session().client(
-            "sqs",
-            config=Config(
-                connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
-                read_timeout=self.READ_TIMEOUT_SECONDS,
-                retries={"mode": "standard", "max_attempts": self.MAX_ATTEMPTS},
-            ),
-        )
+        self._client = client or boto3.session.Session().client("sqs", config=client_config())
 
     def send(self, job_id: str) -> None:
+        """Errors are read as the S3 store reads them (storage/aws_calls.py); a missing queue is refused too."""
         try:
             self._client.send_message(QueueUrl=self.url, MessageBody=message_body(job_id))
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            if status >= 500 or "Unavailable" in code or "Throttl" in code:
-                raise QueueUnavailableError(f"the training job queue answered {code or status}") from None
-            raise QueueAccessError(f"the training job queue refused the job: {code or status}") from None
-        except BotoCoreError as exc:
-            raise QueueUnavailableError(f"the training job queue could not be reached: {type(exc).__name__}") from None
+        except (ClientError, BotoCoreError) as exc:
+            failure = classify(exc)
+            if failure.kind is FailureKind.UNAVAILABLE:
+                raise QueueUnavailableError(f"the training job queue {failure.happened}") from None
+            raise QueueAccessError(f"the training job queue refused the job: {failure.reason}") from None
 
 
 class InProcessJobQueue:

@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
-from deployment_model.storage.objects import S3ObjectStore, StoreUnavailableError
+from deployment_model.storage import aws_calls
+from deployment_model.storage.objects import StoreUnavailableError
 from tests.conftest import SEED_BUCKET, Service, load_event, start_service
 
 
 @pytest.fixture
 def quick_s3_timeouts(monkeypatch: pytest.MonkeyPatch) -> float:
     """Shorter botocore timeouts than production's, same mechanism; returns the worst case they imply."""
-    monkeypatch.setattr(S3ObjectStore, "CONNECT_TIMEOUT_SECONDS", 0.5)
-    monkeypatch.setattr(S3ObjectStore, "READ_TIMEOUT_SECONDS", 0.5)
-    attempts = S3ObjectStore.MAX_ATTEMPTS
+    monkeypatch.setattr(aws_calls, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(aws_calls, "READ_TIMEOUT_SECONDS", 0.5)
+    attempts = aws_calls.MAX_ATTEMPTS
     return attempts * (0.5 + 0.5) + attempts * 1.0 + 2.0  # timeouts, backoff between attempts, slack
 
 

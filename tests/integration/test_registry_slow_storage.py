@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from deployment_model.local.server import LocalContext
-from deployment_model.storage.objects import S3ObjectStore
+from deployment_model.storage import aws_calls
 from tests.conftest import SEED_BUCKET, load_event, start_service
 
 TRICKLE_INTERVAL_SECONDS = 0.2
@@ -72,7 +72,7 @@ def answer_within(call: Any, seconds: float) -> dict[str, Any]:
 def test_a_trickling_s3_never_trips_the_read_timeout_but_is_bounded(
     trickling_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(S3ObjectStore, "READ_TIMEOUT_SECONDS", 1.0)  # > the trickle interval: never trips
+    monkeypatch.setattr(aws_calls, "READ_TIMEOUT_SECONDS", 1.0)  # > the trickle interval: never trips
     monkeypatch.setenv("MODEL_BUCKET", SEED_BUCKET)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", trickling_server)
     service = start_service()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from deployment_model.storage.deadline import TimeBoundObjectStore
 from deployment_model.storage.objects import (
     DirectoryObjectStore,
     ObjectNotFoundError,
@@ -59,6 +61,16 @@ def test_put_returns_the_tag_that_get_tagged_reads(objects: ObjectStore) -> None
     assert objects.get_tagged("jobs/a.json") == (b"1", first)
     second = objects.put("jobs/a.json", b"2")
     assert second != first and objects.get_tagged("jobs/a.json") == (b"2", second)
+
+
+def test_tags_are_etags_exactly_where_they_are_what_s3_shows(objects: ObjectStore) -> None:
+    """A single-part object's S3 ETag is its quoted MD5: a store claims ETags only if its tags are those."""
+    data = b"petal_width,species\n0.2,setosa\n"
+    etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+    tag = objects.put("data/flowers.csv", data)
+    assert isinstance(objects.tags_are_etags, bool)
+    assert objects.tags_are_etags == (tag == etag) == (objects.get_tagged("data/flowers.csv")[1] == etag)
+    assert TimeBoundObjectStore(objects).tags_are_etags == objects.tags_are_etags
 
 
 def test_if_none_match_creates_once(objects: ObjectStore) -> None:

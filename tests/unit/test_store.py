@@ -49,7 +49,7 @@ class RecordingObjects:
     """Wraps a backend and records every call, to check write order and count requests."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner, self.location = inner, inner.location
+        self.inner, self.location, self.tags_are_etags = inner, inner.location, inner.tags_are_etags
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 

@@ -19,10 +19,7 @@ PINNED = "/v2/models/Model_ml/versions/20200101T000000000000Z-00000000/infer"
 
 
 def call(service: Service, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-    event = proxy_event(path, body, method=method)
-    if body is None:
-        event["body"] = None
-    answer = service.predict(event)
+    answer = service.predict(proxy_event(path, body, method=method))
     return answer["statusCode"], body_of(answer)
 
 

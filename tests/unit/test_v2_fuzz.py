@@ -105,7 +105,5 @@ def test_any_raw_body(trained: Service, body: str, base64_encoded: bool) -> None
 @given(name=st.text(min_size=1, max_size=20).filter(lambda n: "/" not in n), version=st.text(max_size=30))
 def test_any_model_name_and_version_in_the_path(trained: Service, name: str, version: str) -> None:
     for path in (f"/v2/models/{name}", f"/v2/models/{name}/versions/{version}/ready"):
-        event = proxy_event(path, method="GET")
-        event["body"] = None
-        answer = trained.predict(event)
+        answer = trained.predict(proxy_event(path, method="GET"))
         assert answer["statusCode"] < 500, answer["body"]

@@ -26,9 +26,7 @@ def tensor(data: list[Any] = FLAT, shape: list[int] | None = None, datatype: str
 
 
 def get(service: Service, path: str) -> tuple[int, dict[str, Any]]:
-    event = proxy_event(path, method="GET")
-    event["body"] = None
-    answer = service.predict(event)
+    answer = service.predict(proxy_event(path, method="GET"))
     return answer["statusCode"], body_of(answer)
 
 

@@ -53,10 +53,18 @@ class Service:
         return self.inference_module.lambda_handler(event, LocalContext(function_name="inference"))
 
 
+HANDLER_MODULES = ("deployment_model.train.app", "deployment_model.inference.app")
+
+
 def start_service() -> Service:
     """(Re)import both handlers so they open the store the environment now names, as a cold start does."""
-    modules = [importlib.import_module(f"deployment_model.{name}.app") for name in ("train", "inference")]
-    train, inference = (importlib.reload(module) for module in modules)
+    train, inference = (importlib.reload(importlib.import_module(name)) for name in HANDLER_MODULES)
+    return Service(train, inference)
+
+
+def loaded_service() -> Service:
+    """Both handlers as they are now imported (started, or patched by a test): no cold start."""
+    train, inference = (importlib.import_module(name) for name in HANDLER_MODULES)
     return Service(train, inference)
 
 

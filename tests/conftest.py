@@ -102,7 +102,8 @@ def proxy_event(
 
     `body` is sent as JSON; None (and no `raw` text) is no body at all, as API Gateway sends a GET. `query` maps a
     name to a value or to a list of values (a name repeated in the URL): API Gateway puts every value in
-    multiValueQueryStringParameters and the last one in queryStringParameters; no query is null in both."""
+    multiValueQueryStringParameters and the last one in queryStringParameters; no query is null in both. The
+    requestContext stays the sample's (its path is /Prod/predict, whatever `path` is)."""
     event = load_event("api_predict.json")
     text = raw if raw is not None else (None if body is None else json.dumps(body))
     values = {name: [value] if isinstance(value, str) else list(value) for name, value in (query or {}).items()}

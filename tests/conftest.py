@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -53,10 +53,18 @@ class Service:
         return self.inference_module.lambda_handler(event, LocalContext(function_name="inference"))
 
 
+HANDLER_MODULES = ("deployment_model.train.app", "deployment_model.inference.app")
+
+
 def start_service() -> Service:
     """(Re)import both handlers so they open the store the environment now names, as a cold start does."""
-    modules = [importlib.import_module(f"deployment_model.{name}.app") for name in ("train", "inference")]
-    train, inference = (importlib.reload(module) for module in modules)
+    train, inference = (importlib.reload(importlib.import_module(name)) for name in HANDLER_MODULES)
+    return Service(train, inference)
+
+
+def loaded_service() -> Service:
+    """Both handlers as they are now imported (started, or patched by a test): no cold start."""
+    train, inference = (importlib.import_module(name) for name in HANDLER_MODULES)
     return Service(train, inference)
 
 
@@ -82,12 +90,32 @@ def s3_service(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Service:
 
 
 def proxy_event(
-    path: str, body: Any = None, *, raw: str | None = None, method: str = "POST", base64_encoded: bool = False
+    path: str,
+    body: Any = None,
+    *,
+    raw: str | None = None,
+    method: str = "POST",
+    query: Mapping[str, str | Sequence[str]] | None = None,
+    base64_encoded: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway proxy event (the shape of events/api_predict.json) with this path, method and body."""
+    """An API Gateway proxy event (the shape of events/api_predict.json) with this path, method, query and body.
+
+    `body` is sent as JSON; None (and no `raw` text) is no body at all, as API Gateway sends a GET. `query` maps a
+    name to a value or to a list of values (a name repeated in the URL): API Gateway puts every value in
+    multiValueQueryStringParameters and the last one in queryStringParameters; no query is null in both. The
+    requestContext stays the sample's (its path is /Prod/predict, whatever `path` is)."""
     event = load_event("api_predict.json")
-    text = raw if raw is not None else json.dumps(body)
-    event.update(path=path, resource=path, httpMethod=method, body=text, isBase64Encoded=base64_encoded)
+    text = raw if raw is not None else (None if body is None else json.dumps(body))
+    values = {name: [value] if isinstance(value, str) else list(value) for name, value in (query or {}).items()}
+    event.update(
+        path=path,
+        resource=path,
+        httpMethod=method,
+        body=text,
+        isBase64Encoded=base64_encoded,
+        queryStringParameters={name: given[-1] for name, given in values.items()} or None,
+        multiValueQueryStringParameters=values or None,
+    )
     return event
 
 

@@ -6,8 +6,10 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from deployment_model.local.server import make_server
-from tests.conftest import SEED_BUCKET, start_service
+from deployment_model.local.server import LocalServer, make_server
+from tests.conftest import SEED_BUCKET, Service, loaded_service, start_service
 
 
 @dataclass
@@ -42,43 +44,69 @@ class Client:
 
 MAX_TEST_CONNECTIONS = 8
 
+HandlerWrapper = Callable[[type[BaseHTTPRequestHandler]], type[BaseHTTPRequestHandler]]
 
-def serve(tmp_path: Path, **options: Any) -> Iterator[Client]:
-    """The local server on a free loopback port, for as long as the caller iterates."""
-    server = make_server("127.0.0.1", 0, **{"quiet": True, **options})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Client(f"http://127.0.0.1:{server.server_port}")
-    finally:
-        server.shutdown()
-        server.server_close()
+
+@dataclass
+class LocalServerClient(Client):
+    """A client of a running local server, with the server (its job worker) and the handlers it serves."""
+
+    server: LocalServer
+    service: Service
+
+
+@contextmanager
+def running_local_server(
+    store: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    wrap_handler: HandlerWrapper | None = None,
+    **options: Any,
+) -> Iterator[LocalServerClient]:
+    """The local server as `make run` starts it, on a free loopback port, serving until the block ends.
+
+    With a `store`, the handlers are cold-started on that folder (and `env`) first, and the environment is
+    restored after; without, the handlers already imported are served (say, patched by the test, or shared with
+    another server). `wrap_handler` subclasses the request handler (e.g. to check an API key, as API Gateway
+    would); `options` go to make_server (quiet, template, timeout, max_connections). The socket listens before
+    the block starts, so a request sent at once waits for the server: no polling needed."""
+    with pytest.MonkeyPatch.context() as patch:
+        if store is not None:
+            patch.setenv("MODEL_STORE_DIR", str(store))
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        service = start_service() if store is not None else loaded_service()
+        server = make_server("127.0.0.1", 0, **{"quiet": True, **options})
+        if wrap_handler is not None:
+            server.RequestHandlerClass = wrap_handler(server.RequestHandlerClass)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield LocalServerClient(f"http://127.0.0.1:{server.server_port}", server, service)
+        finally:
+            server.shutdown()
+            server.server_close()
 
 
 @pytest.fixture
-def local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def local_server(tmp_path: Path) -> Iterator[LocalServerClient]:
     """The local server on a free port, with a directory store, as `make run` starts it."""
-    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
-    start_service()
-    yield from serve(tmp_path)
+    with running_local_server(tmp_path / "store") as client:
+        yield client
 
 
 @pytest.fixture
-def short_timeout_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def short_timeout_server(tmp_path: Path) -> Iterator[LocalServerClient]:
     """The local server with a 0.2 s connection timeout and at most MAX_TEST_CONNECTIONS connections at once."""
-    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
-    start_service()
-    yield from serve(tmp_path, timeout=0.2, max_connections=MAX_TEST_CONNECTIONS)
+    with running_local_server(tmp_path / "store", timeout=0.2, max_connections=MAX_TEST_CONNECTIONS) as client:
+        yield client
 
 
 @pytest.fixture
 def local_server_logs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> Iterator[tuple[Client, Callable[[], str]]]:
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> Iterator[tuple[LocalServerClient, Callable[[], str]]]:
     """The local server logging its requests as `make run` does, and a function returning what it logged."""
-    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
-    start_service()
-    for client in serve(tmp_path, quiet=False):
+    with running_local_server(tmp_path / "store", quiet=False) as client:
         yield client, lambda: "".join(capfd.readouterr())
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from deployment_model.local import docs_page
-from deployment_model.local.server import make_server
-from tests.conftest import start_service
 from tests.integration.chromium import headless_chromium, require
-from tests.integration.conftest import Client, serve
+from tests.integration.conftest import Client, running_local_server
 
 WAIT_SECONDS = 30
 
@@ -30,11 +28,9 @@ WAIT_SECONDS = 30
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """The local server with the seed's model trained."""
-    with pytest.MonkeyPatch.context() as patch:
-        store = tmp_path_factory.mktemp("docs") / "store"
-        patch.setenv("MODEL_STORE_DIR", str(store))
-        start_service().train({})
-        yield from serve(store)
+    with running_local_server(tmp_path_factory.mktemp("docs") / "store") as client:
+        client.service.train({})
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -127,28 +123,25 @@ API_KEY = "docs-page-test-key"
 
 @pytest.fixture(scope="module")
 def keyed_server(server: Client) -> Iterator[str]:
-    """The local server with API Gateway's key check on the API's routes (the page and document stay open)."""
-    http_server = make_server("127.0.0.1", 0, quiet=True)
+    """The local server with API Gateway's key check on the API's routes (the page and document stay open),
+    serving the same handlers and store as `server`."""
 
-    class KeyChecked(http_server.RequestHandlerClass):  # type: ignore[misc, name-defined]
-        def parse_request(self) -> bool:
-            if not super().parse_request():
+    def key_checked(handler: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
+        class KeyChecked(handler):  # type: ignore[misc, valid-type]
+            def parse_request(self) -> bool:
+                if not super().parse_request():
+                    return False
+                path = urlsplit(self.path).path
+                if path == "/openapi.json" or docs_page.serves(path) or self.headers.get("x-api-key") == API_KEY:
+                    return True
+                self.close_connection = True
+                self.send_error(403, explain="Forbidden: no valid x-api-key")
                 return False
-            path = urlsplit(self.path).path
-            if path == "/openapi.json" or docs_page.serves(path) or self.headers.get("x-api-key") == API_KEY:
-                return True
-            self.close_connection = True
-            self.send_error(403, explain="Forbidden: no valid x-api-key")
-            return False
 
-    http_server.RequestHandlerClass = KeyChecked
-    thread = threading.Thread(target=http_server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http_server.server_port}"
-    finally:
-        http_server.shutdown()
-        http_server.server_close()
+        return KeyChecked
+
+    with running_local_server(wrap_handler=key_checked) as client:
+        yield client.base_url
 
 
 def execute_predict(browser: Any, base_url: str) -> Any:

@@ -24,8 +24,7 @@ from deployment_model.ml.artifacts import load_model
 from deployment_model.ml.prediction import predict
 from deployment_model.storage.objects import DirectoryObjectStore
 from deployment_model.storage.registry import ModelRegistry
-from tests.conftest import start_service
-from tests.integration.conftest import serve
+from tests.integration.conftest import running_local_server
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 250
@@ -72,20 +71,17 @@ def client(base_url: str, index: int, trainings_done: threading.Event, answers: 
 
 
 def test_predicts_during_publishing_are_never_wrong_or_mixed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store_dir = tmp_path / "store"
-    monkeypatch.setenv("MODEL_STORE_DIR", str(store_dir))
-    monkeypatch.setenv("MODEL_CACHE_TTL_SECONDS", "0")  # every predict looks for a newer version
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "CRITICAL")
-    service = start_service()
     keys = [write_scaled_iris(store_dir, scale) for scale in (1, 2, 3, 5, 8, 13)]
-    published = [service.train({"filename_model": "iris", "data_key": keys[0], "target_column": "species"})]
-    assert published[0]["statusCode"] == 200
-
     answers: list[Answer] = []
     trainings_done = threading.Event()
-    for server in serve(tmp_path):
+    env = {"MODEL_CACHE_TTL_SECONDS": "0", "POWERTOOLS_LOG_LEVEL": "CRITICAL"}  # every predict seeks a newer version
+    with running_local_server(store_dir, env=env) as server:
+        first = {"filename_model": "iris", "data_key": keys[0], "target_column": "species"}
+        published = [server.service.train(first)]
+        assert published[0]["statusCode"] == 200
         threads = [
             threading.Thread(target=client, args=(server.base_url, i, trainings_done, answers)) for i in range(CLIENTS)
         ]

@@ -6,13 +6,13 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import start_service
-from tests.integration.conftest import MAX_TEST_CONNECTIONS, Client, serve
+from tests.integration.conftest import MAX_TEST_CONNECTIONS, Client, running_local_server
 
 
 def test_the_quick_start_train_then_predict(local_server: Client) -> None:
@@ -220,13 +220,13 @@ def test_threads_stay_bounded_under_200_half_sent_requests(short_timeout_server:
 
 
 @pytest.fixture
-def things_server(tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def things_server(tmp_path: Path) -> Iterator[Client]:
     from tests.unit.test_local_routes import THINGS_TEMPLATE
 
     template = tmp_path / "template.yaml"
     template.write_text(THINGS_TEMPLATE)
-    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
-    yield from serve(tmp_path, template=template)
+    with running_local_server(tmp_path / "store", template=template) as client:
+        yield client
 
 
 def test_routes_with_path_parameters_from_the_template(things_server: Client) -> None:
@@ -277,11 +277,8 @@ def test_any_request_line_headers_and_body_get_a_json_answer_below_500(
         assert method.upper() == "HEAD" or json.loads(data)["message"]  # HEAD: the headers only
 
 
-def test_a_cors_preflight_reaches_the_function_of_that_path(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODEL_STORE_DIR", str(tmp_path / "store"))
-    monkeypatch.setenv("ALLOWED_ORIGIN", "https://app.example.com")
-    start_service()
-    for client in serve(tmp_path):
+def test_a_cors_preflight_reaches_the_function_of_that_path(tmp_path: Path) -> None:
+    with running_local_server(tmp_path / "store", env={"ALLOWED_ORIGIN": "https://app.example.com"}) as client:
         preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"}
         status, headers, _ = client.request("OPTIONS", "/predict", headers=preflight)
         assert status == 204 and headers["Access-Control-Allow-Origin"] == "https://app.example.com"

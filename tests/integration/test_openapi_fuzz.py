@@ -17,8 +17,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import ROOT, start_service
-from tests.integration.conftest import serve
+from tests.conftest import ROOT
+from tests.integration.conftest import running_local_server
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -32,13 +32,10 @@ schema = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.json")
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local server with a trained model, so that valid requests reach the model."""
-    with pytest.MonkeyPatch.context() as patch:
-        store = tmp_path_factory.mktemp("fuzz") / "store"
-        patch.setenv("MODEL_STORE_DIR", str(store))
-        patch.setenv("POWERTOOLS_LOG_LEVEL", "CRITICAL")
-        start_service().train({})
-        for client in serve(store):
-            yield client.base_url
+    store = tmp_path_factory.mktemp("fuzz") / "store"
+    with running_local_server(store, env={"POWERTOOLS_LOG_LEVEL": "CRITICAL"}) as client:
+        client.service.train({})
+        yield client.base_url
 
 
 @schema.include(path_regex="^/(predict|inference)$").parametrize()

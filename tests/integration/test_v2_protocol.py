@@ -4,7 +4,6 @@ server: what a KServe or Triton user's code does, unchanged, pointed at this ser
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
 from tritonclient.utils import InferenceServerException
 
 from deployment_model.api.schemas import MAX_ROWS_PER_REQUEST
-from tests.conftest import ROOT, start_service
-from tests.integration.conftest import Client, serve
+from tests.conftest import ROOT
+from tests.integration.conftest import Client, running_local_server
 
 ROWS = np.array([[0.7, 1.0], [2.0, 5.5], [0.2, 1.4]])
 LABELS = ["Not virginica", "virginica", "Not virginica"]
@@ -30,12 +29,8 @@ LABELS = ["Not virginica", "virginica", "Not virginica"]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, dict[str, Any]]]:
     """The local server with the seed's model trained (KNN: labels and probabilities)."""
-    with pytest.MonkeyPatch.context() as patch:
-        store = tmp_path_factory.mktemp("v2") / "store"
-        patch.setenv("MODEL_STORE_DIR", str(store))
-        trained = start_service().train({})
-        for client in serve(Path(store)):
-            yield client, trained
+    with running_local_server(tmp_path_factory.mktemp("v2") / "store") as client:
+        yield client, client.service.train({})
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Fixtures of the unit tests: both storage backends behind a recording wrapper, one trained iris model, and the
-local service's model folder (for the command line)."""
+"""Fixtures of the unit tests: both storage backends behind a recording wrapper, one trained iris model, the
+local service with that model published, and the local service's model folder (for the command line)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deployment_model.ml.training import iris_dataset, train_model
+from deployment_model.ml.training import TrainedModel, iris_dataset, train_model
 from deployment_model.storage.objects import DirectoryObjectStore, S3ObjectStore
 from tests.conftest import Service
 from tests.unit.test_store import BUCKET, RecordingObjects
@@ -29,8 +29,23 @@ def objects(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Recordin
 
 
 @pytest.fixture(scope="session")
-def trained():
+def trained_iris_model() -> TrainedModel:
+    """The seed's recipe trained on iris, in memory (nothing stored): one training for the whole run."""
     return train_model(iris_dataset())
+
+
+@pytest.fixture(scope="session")
+def trained(trained_iris_model: TrainedModel) -> TrainedModel:
+    """The old name of trained_iris_model, kept only for tests/unit/test_registry.py (another branch edits it):
+    rename it there, then delete this."""
+    return trained_iris_model
+
+
+@pytest.fixture
+def trained_local_service(local_service: Service) -> Service:
+    """Both functions on a directory store holding one published model: the seed's recipe, as `Model_ml`."""
+    local_service.train({})
+    return local_service
 
 
 @pytest.fixture

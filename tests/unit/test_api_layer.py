@@ -31,13 +31,7 @@ def event_for(
     query: dict[str, str] | None = None,
     **changes: Any,
 ) -> dict[str, Any]:
-    event = proxy_event(path, body, raw=raw, method=method)
-    if body is None and raw is None:
-        event["body"] = None
-    event["queryStringParameters"] = query
-    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
-    event.update(changes)
-    return event
+    return {**proxy_event(path, body, raw=raw, method=method, query=query), **changes}
 
 
 def answer_of(event: Any) -> tuple[int, dict[str, Any], dict[str, list[str]]]:

@@ -6,7 +6,6 @@ import base64
 import json
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,12 +22,6 @@ raw_bodies = st.binary(max_size=200).map(lambda b: b.decode("latin-1")) | st.tex
 fuzz = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture
-def trained(local_service: Service) -> Service:
-    local_service.train({})
-    return local_service
-
-
 def assert_client_error_or_success(status: int, body: Any) -> None:
     assert status < 500, body
     if status >= 400:
@@ -37,8 +30,8 @@ def assert_client_error_or_success(status: int, body: Any) -> None:
 
 @fuzz
 @given(body=bodies)
-def test_any_json_body_through_api_gateway(trained: Service, body: Any) -> None:
-    for call, path in ((trained.predict, "/predict"), (trained.train, "/train")):
+def test_any_json_body_through_api_gateway(trained_local_service: Service, body: Any) -> None:
+    for call, path in ((trained_local_service.predict, "/predict"), (trained_local_service.train, "/train")):
         text = json.dumps(body)
         if path == "/train" and isinstance(body, dict) and not set(body) & {"data_key", "candidates"}:
             body = {**body, "candidates": ["sgd"]}  # keep trainings fast; validation is what is fuzzed
@@ -49,22 +42,22 @@ def test_any_json_body_through_api_gateway(trained: Service, body: Any) -> None:
 
 @fuzz
 @given(body=raw_bodies, base64_encoded=st.booleans())
-def test_any_raw_body_through_api_gateway(trained: Service, body: str, base64_encoded: bool) -> None:
-    answer = trained.predict(proxy_event("/predict", raw=body, base64_encoded=base64_encoded))
+def test_any_raw_body_through_api_gateway(trained_local_service: Service, body: str, base64_encoded: bool) -> None:
+    answer = trained_local_service.predict(proxy_event("/predict", raw=body, base64_encoded=base64_encoded))
     assert_client_error_or_success(answer["statusCode"], json.loads(answer["body"]))
 
 
 @fuzz
 @given(event=bodies)
-def test_any_direct_invocation(trained: Service, event: Any) -> None:
-    answer = trained.predict(event)
+def test_any_direct_invocation(trained_local_service: Service, event: Any) -> None:
+    answer = trained_local_service.predict(event)
     assert_client_error_or_success(answer["statusCode"], answer)
 
 
-def test_a_valid_body_base64_encoded_is_the_same_request(trained: Service) -> None:
+def test_a_valid_body_base64_encoded_is_the_same_request(trained_local_service: Service) -> None:
     text = json.dumps({"x_test": [2.0, 5.5]})
-    plain = trained.predict(proxy_event("/predict", raw=text))
-    encoded = trained.predict(
+    plain = trained_local_service.predict(proxy_event("/predict", raw=text))
+    encoded = trained_local_service.predict(
         proxy_event("/predict", raw=base64.b64encode(text.encode()).decode(), base64_encoded=True)
     )
     assert json.loads(plain["body"])["result"] == json.loads(encoded["body"])["result"] == "virginica"
@@ -99,11 +92,11 @@ events = st.fixed_dictionaries(
 
 @fuzz
 @given(event=events)
-def test_any_path_method_header_or_event_shape(trained: Service, event: dict[str, Any]) -> None:
+def test_any_path_method_header_or_event_shape(trained_local_service: Service, event: dict[str, Any]) -> None:
     from tests import things_app
     from tests.unit.test_api_layer import call
 
-    for handler in (trained.predict, trained.train, call):
+    for handler in (trained_local_service.predict, trained_local_service.train, call):
         if event.get("path", "").rstrip("/") == "/train" and str(event.get("httpMethod")).upper() == "POST":
             continue  # a valid body would train: validation of /train bodies is fuzzed above
         answer = handler(event)

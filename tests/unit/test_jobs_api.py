@@ -37,13 +37,7 @@ def post_train(service: Service, body: dict[str, Any], **headers: str) -> dict[s
 
 
 def get(service: Service, path: str, **query: str) -> dict[str, Any]:
-    event = proxy_event(path, method="GET")
-    event.update(
-        body=None,
-        queryStringParameters=query or None,
-        multiValueQueryStringParameters={k: [v] for k, v in query.items()} or None,
-    )
-    return service.predict(event)
+    return service.predict(proxy_event(path, method="GET", query=query))
 
 
 def queued(service: Service) -> list[str]:

@@ -111,9 +111,7 @@ def deliver(service: Service, queues: Queues) -> tuple[dict[str, Any], bool]:
 
 
 def job(service: Service, job_id: str) -> dict[str, Any]:
-    event = proxy_event(f"/train/jobs/{job_id}", method="GET")
-    event["body"] = None
-    answer = service.predict(event)
+    answer = service.predict(proxy_event(f"/train/jobs/{job_id}", method="GET"))
     assert answer["statusCode"] == 200, answer["body"]
     return body_of(answer)
 

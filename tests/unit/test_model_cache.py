@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from deployment_model.ml.artifacts import MODEL_KINDS, LoadedModel, load_model
-from deployment_model.ml.training import iris_dataset, train_model
 from deployment_model.storage.model_cache import ModelCache
 from deployment_model.storage.objects import (
     ArtifactIntegrityError,
@@ -31,11 +30,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def trained():
-    return train_model(iris_dataset())
-
-
 @pytest.fixture
 def objects(tmp_path: Path) -> RecordingObjects:
     return RecordingObjects(DirectoryObjectStore(tmp_path))
@@ -55,9 +49,9 @@ def cache_of(registry: ModelRegistry, clock: Clock, **options) -> ModelCache[Sto
     return ModelCache(registry, lambda stored: stored, TTL, kinds=MODEL_KINDS, clock=clock, **options)
 
 
-def test_a_warm_call_within_the_ttl_reads_nothing(objects, registry, trained) -> None:
+def test_a_warm_call_within_the_ttl_reads_nothing(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    publish(registry, trained)
+    publish(registry, trained_iris_model)
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
     before = calls(objects)
@@ -67,9 +61,9 @@ def test_a_warm_call_within_the_ttl_reads_nothing(objects, registry, trained) ->
     assert calls(objects) == before
 
 
-def test_the_ttl_boundary_is_exactly_ttl_seconds(objects, registry, trained) -> None:
+def test_the_ttl_boundary_is_exactly_ttl_seconds(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    publish(registry, trained)
+    publish(registry, trained_iris_model)
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
     start, before = clock.now, calls(objects)
@@ -81,9 +75,9 @@ def test_the_ttl_boundary_is_exactly_ttl_seconds(objects, registry, trained) -> 
     assert objects.calls[before:] == [("get", "models/Model_ml/latest.json")]  # exactly at the TTL: one check
 
 
-def test_an_unchanged_pointer_costs_one_read_and_resets_the_check_time(objects, registry, trained) -> None:
+def test_an_unchanged_pointer_costs_one_read_and_resets_the_check_time(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    publish(registry, trained)
+    publish(registry, trained_iris_model)
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
     clock.now += TTL + 1
@@ -100,9 +94,11 @@ def test_an_unchanged_pointer_costs_one_read_and_resets_the_check_time(objects, 
     assert calls(objects) == before + 2
 
 
-def test_an_outage_keeps_the_held_version_and_resets_the_check_time(objects, registry, trained, monkeypatch) -> None:
+def test_an_outage_keeps_the_held_version_and_resets_the_check_time(
+    objects, registry, trained_iris_model, monkeypatch
+) -> None:
     clock = Clock()
-    good = publish(registry, trained)["version"]
+    good = publish(registry, trained_iris_model)["version"]
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
     attempts: list[str] = []
@@ -121,12 +117,14 @@ def test_an_outage_keeps_the_held_version_and_resets_the_check_time(objects, reg
         cache_of(registry, clock).get("Model_ml")  # a cold function has nothing to fall back on
 
 
-def test_a_bad_new_version_is_skipped_warm_refused_cold_and_retried_once_per_ttl(objects, registry, trained) -> None:
+def test_a_bad_new_version_is_skipped_warm_refused_cold_and_retried_once_per_ttl(
+    objects, registry, trained_iris_model
+) -> None:
     clock = Clock()
-    good = publish(registry, trained)["version"]
+    good = publish(registry, trained_iris_model)["version"]
     cache = ModelCache(registry, load_model, TTL, clock=clock)
     cache.get("Model_ml")
-    bad = publish(registry, trained)
+    bad = publish(registry, trained_iris_model)
     objects.put(bad["artifacts"]["model"]["key"], b"corrupted")
     clock.now += TTL + 1
     assert cache.get("Model_ml").version == good
@@ -138,8 +136,8 @@ def test_a_bad_new_version_is_skipped_warm_refused_cold_and_retried_once_per_ttl
         ModelCache(registry, load_model, TTL).get("Model_ml")
 
 
-def test_ttl_zero_checks_the_pointer_on_every_call(objects, registry, trained) -> None:
-    publish(registry, trained)
+def test_ttl_zero_checks_the_pointer_on_every_call(objects, registry, trained_iris_model) -> None:
+    publish(registry, trained_iris_model)
     cache = ModelCache(registry, lambda stored: stored, 0)
     cache.get("Model_ml")
     before = calls(objects)
@@ -148,10 +146,10 @@ def test_ttl_zero_checks_the_pointer_on_every_call(objects, registry, trained) -
     assert objects.calls[before:] == [("get", "models/Model_ml/latest.json")] * 3
 
 
-def test_a_pinned_version_is_loaded_once_and_never_rechecked(objects, registry, trained) -> None:
+def test_a_pinned_version_is_loaded_once_and_never_rechecked(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    first = publish(registry, trained)["version"]
-    publish(registry, trained)
+    first = publish(registry, trained_iris_model)["version"]
+    publish(registry, trained_iris_model)
     cache = cache_of(registry, clock)
     assert cache.get("Model_ml", first).version == first
     before = calls(objects)
@@ -160,9 +158,9 @@ def test_a_pinned_version_is_loaded_once_and_never_rechecked(objects, registry, 
     assert calls(objects) == before
 
 
-def test_the_pinned_cache_is_bounded_and_evicts_the_least_recently_used(objects, registry, trained) -> None:
+def test_the_pinned_cache_is_bounded_and_evicts_the_least_recently_used(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    v1, v2, v3 = (store_version(registry, trained)["version"] for _ in range(3))
+    v1, v2, v3 = (store_version(registry, trained_iris_model)["version"] for _ in range(3))
     cache = cache_of(registry, clock, max_pinned=2)
     cache.get("Model_ml", v1)
     cache.get("Model_ml", v2)
@@ -176,10 +174,12 @@ def test_the_pinned_cache_is_bounded_and_evicts_the_least_recently_used(objects,
     assert calls(objects) > before  # evicted: loaded again
 
 
-def test_the_published_cache_is_bounded_and_evicts_the_least_recently_used(objects, registry, trained) -> None:
+def test_the_published_cache_is_bounded_and_evicts_the_least_recently_used(
+    objects, registry, trained_iris_model
+) -> None:
     clock = Clock()
     for name in ("a", "b", "c"):
-        publish(registry, trained, name=name)
+        publish(registry, trained_iris_model, name=name)
     cache = cache_of(registry, clock, max_published=2)
     cache.get("a")
     cache.get("b")
@@ -193,9 +193,9 @@ def test_the_published_cache_is_bounded_and_evicts_the_least_recently_used(objec
     assert len(objects.calls) - before > 1  # not just a pointer check: loaded again
 
 
-def test_a_deleted_model_is_dropped_after_the_ttl(objects, registry, trained) -> None:
+def test_a_deleted_model_is_dropped_after_the_ttl(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    version = publish(registry, trained)["version"]
+    version = publish(registry, trained_iris_model)["version"]
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
     registry.delete_model("Model_ml")
@@ -206,10 +206,12 @@ def test_a_deleted_model_is_dropped_after_the_ttl(objects, registry, trained) ->
         cache.get("Model_ml", version)
 
 
-def test_rollback_reaches_traffic_within_the_ttl_and_never_mixes_versions(objects, registry, trained) -> None:
+def test_rollback_reaches_traffic_within_the_ttl_and_never_mixes_versions(
+    objects, registry, trained_iris_model
+) -> None:
     clock = Clock()
-    first = publish(registry, trained)
-    second = publish(registry, trained)
+    first = publish(registry, trained_iris_model)
+    second = publish(registry, trained_iris_model)
     cache = cache_of(registry, clock)
     assert cache.get("Model_ml").version == second["version"]
     registry.publish("Model_ml", first["version"], reason="second one misbehaves")
@@ -220,8 +222,8 @@ def test_rollback_reaches_traffic_within_the_ttl_and_never_mixes_versions(object
         assert hashlib.sha256(served.artifacts[kind]).hexdigest() == first["artifacts"][kind]["sha256"]
 
 
-def test_loads_are_reported(registry, trained) -> None:
-    version = publish(registry, trained)["version"]
+def test_loads_are_reported(registry, trained_iris_model) -> None:
+    version = publish(registry, trained_iris_model)["version"]
     loads: list[tuple[str, float]] = []
 
     def on_load(loaded: LoadedModel, seconds: float) -> None:
@@ -233,9 +235,9 @@ def test_loads_are_reported(registry, trained) -> None:
     assert [v for v, _ in loads] == [version] and loads[0][1] > 0
 
 
-def test_pinning_the_published_version_reuses_what_is_held(objects, registry, trained) -> None:
+def test_pinning_the_published_version_reuses_what_is_held(objects, registry, trained_iris_model) -> None:
     clock = Clock()
-    published = publish(registry, trained)["version"]
+    published = publish(registry, trained_iris_model)["version"]
     cache = cache_of(registry, clock)
     held = cache.get("Model_ml")
     before = calls(objects)
@@ -244,10 +246,10 @@ def test_pinning_the_published_version_reuses_what_is_held(objects, registry, tr
 
 
 def test_keeping_the_held_version_is_logged_with_the_model_the_version_and_why(
-    objects, registry, trained, monkeypatch, caplog: pytest.LogCaptureFixture
+    objects, registry, trained_iris_model, monkeypatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
-    good = publish(registry, trained)["version"]
+    good = publish(registry, trained_iris_model)["version"]
     cache = cache_of(registry, clock)
     cache.get("Model_ml")
 
@@ -265,13 +267,13 @@ def test_keeping_the_held_version_is_logged_with_the_model_the_version_and_why(
 
 
 def test_skipping_a_bad_new_version_is_logged_with_the_model_and_the_version_kept(
-    objects, registry, trained, caplog: pytest.LogCaptureFixture
+    objects, registry, trained_iris_model, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
-    good = publish(registry, trained)["version"]
+    good = publish(registry, trained_iris_model)["version"]
     cache = ModelCache(registry, load_model, TTL, clock=clock)
     cache.get("Model_ml")
-    bad = publish(registry, trained)
+    bad = publish(registry, trained_iris_model)
     objects.put(bad["artifacts"]["model"]["key"], b"corrupted")
     clock.now += TTL + 1
     with caplog.at_level("ERROR", logger="deployment_model.storage.model_cache"):

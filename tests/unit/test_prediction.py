@@ -20,11 +20,6 @@ from tests.unit.test_store import RecordingObjects, load
 from tests.unit.test_store import publish as publish_version
 
 
-@pytest.fixture(scope="module")
-def trained():
-    return train_model(iris_dataset())
-
-
 @pytest.fixture
 def objects(tmp_path: Path) -> RecordingObjects:
     return RecordingObjects(DirectoryObjectStore(tmp_path))
@@ -34,9 +29,9 @@ def publish(store: ModelRegistry, trained) -> str:
     return publish_version(store, trained)["version"]
 
 
-def test_predict_gives_labels_classes_and_probabilities(objects, trained) -> None:
+def test_predict_gives_labels_classes_and_probabilities(objects, trained_iris_model) -> None:
     store = ModelRegistry(objects)
-    publish(store, trained)
+    publish(store, trained_iris_model)
     result = predict(load(store), np.array([[0.7, 1.0], [2.0, 5.5]]))
     assert result.labels == ["Not virginica", "virginica"]
     assert result.classes.tolist() == [0, 1]
@@ -53,35 +48,35 @@ def test_estimators_without_probabilities_still_label(objects) -> None:
     assert result.labels == ["Not virginica", "virginica"]
 
 
-def test_rows_of_the_wrong_width_name_the_expected_features(objects, trained) -> None:
+def test_rows_of_the_wrong_width_name_the_expected_features(objects, trained_iris_model) -> None:
     store = ModelRegistry(objects)
-    publish(store, trained)
+    publish(store, trained_iris_model)
     with pytest.raises(InvalidRowsError, match=r"must have 2 values \(petal_width, petal_length\).*got 3"):
         predict(load(store), np.ones((1, 3)))
 
 
 @pytest.mark.parametrize("row", [[0.001, -5.69e190], [1e155, 1.0], [1e300, 1e300], [1e30, 1e30], [2e12, 1.0]])
-def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained, row) -> None:
+def test_values_beyond_what_the_model_can_compute_are_refused(objects, trained_iris_model, row) -> None:
     store = ModelRegistry(objects)
-    publish(store, trained)
+    publish(store, trained_iris_model)
     refusal = r"x_test row 1, feature 'petal_\w+' \(column ., both counted from 0\): \S+ is outside what model"
     with pytest.raises(InvalidRowsError, match=refusal):
         predict(load(store), np.array([[0.7, 1.0], row]))
 
 
-def test_versions_trained_before_input_limits_keep_the_older_check(objects, trained) -> None:
+def test_versions_trained_before_input_limits_keep_the_older_check(objects, trained_iris_model) -> None:
     store = ModelRegistry(objects)
-    summary = {k: v for k, v in trained.summary().items() if k != "input_limits"}
-    artifacts = model_artifacts("Model_ml", "scaler", trained.model, trained.scaler)
+    summary = {k: v for k, v in trained_iris_model.summary().items() if k != "input_limits"}
+    artifacts = model_artifacts("Model_ml", "scaler", trained_iris_model.model, trained_iris_model.scaler)
     version = store.create_version("Model_ml", artifacts, model_metadata(summary, "scaler"))["version"]
     store.publish("Model_ml", version)
     with pytest.raises(InvalidRowsError, match="row 1 has values too large"):
         predict(load(store), np.array([[0.7, 1.0], [1e155, 1.0]]))
 
 
-def test_large_but_computable_values_still_predict(objects, trained) -> None:
+def test_large_but_computable_values_still_predict(objects, trained_iris_model) -> None:
     store = ModelRegistry(objects)
-    publish(store, trained)
+    publish(store, trained_iris_model)
     result = predict(load(store), np.array([[1e6, 1e6], [-1e6, 3.0]]))
     assert set(result.labels) <= {"Not virginica", "virginica"} and len(result.labels) == 2
     assert np.allclose(result.probabilities.sum(axis=1), 1.0)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
@@ -27,9 +28,8 @@ FLOWERS = [(0.2, 1.4, 5.1, "setosa"), (1.3, 4.0, 6.0, "versicolor"), (2.1, 5.8, 
 
 
 def get_report(service: Service, version: str, query: str = "", name: str = "Model_ml") -> dict[str, Any]:
-    event = proxy_event(f"/models/{name}/versions/{version}/report", method="GET")
-    event.update(body=None, queryStringParameters=dict([query.split("=")]) if query else None)
-    answer = service.predict(event)
+    path = f"/models/{name}/versions/{version}/report"
+    answer = service.predict(proxy_event(path, method="GET", query=parse_qs(query, keep_blank_values=True)))
     answer["headers_lower"] = {k.lower(): v[0] for k, v in (answer.get("multiValueHeaders") or {}).items()}
     return answer
 

@@ -138,9 +138,9 @@ def test_a_csv_whose_answers_are_too_large_tells_the_cli_user_which_option_to_us
 
 def test_an_empty_report_format_is_a_400_naming_the_accepted_ones(local_service: Service) -> None:
     version = local_service.train({})["model_version"]
-    event = proxy_event(f"/models/Model_ml/versions/{version}/report", method="GET")
-    event.update(body=None, queryStringParameters={"format": ""}, multiValueQueryStringParameters={"format": [""]})
-    answer = local_service.predict(event)
+    answer = local_service.predict(
+        proxy_event(f"/models/Model_ml/versions/{version}/report", method="GET", query={"format": ""})
+    )
     assert answer["statusCode"] == 400 and "format" in body_of(answer)["message"]
 
 

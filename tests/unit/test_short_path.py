@@ -19,32 +19,28 @@ PINNED = "/v2/models/Model_ml/versions/20200101T000000000000Z-00000000/infer"
 
 
 def call(service: Service, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
-    event = proxy_event(path, body, method=method)
-    if body is None:
-        event["body"] = None
-    answer = service.predict(event)
+    answer = service.predict(proxy_event(path, body, method=method))
     return answer["statusCode"], body_of(answer)
 
 
-@pytest.fixture
-def trained(local_service: Service) -> Service:
-    local_service.train({})
-    return local_service
-
-
-def test_a_route_after_a_short_path_request_answers_its_own_request(trained: Service) -> None:
+def test_a_route_after_a_short_path_request_answers_its_own_request(trained_local_service: Service) -> None:
     # The short path hands the event to the route where Powertools' own routing reads it: a later request
     # through Powertools must see its own event, not the short-path request's.
-    assert call(trained, "POST", PINNED, BODY) == (
+    assert call(trained_local_service, "POST", PINNED, BODY) == (
         404,
         {"error": f"model 'Model_ml' has no version '{PINNED.split('/')[5]}'"},
     )
-    assert call(trained, "GET", "/v2/models/nope") == (404, {"error": "model 'nope' has not been trained yet"})
-    status, body = call(trained, "GET", "/v2/models/Model_ml")
+    assert call(trained_local_service, "GET", "/v2/models/nope") == (
+        404,
+        {"error": "model 'nope' has not been trained yet"},
+    )
+    status, body = call(trained_local_service, "GET", "/v2/models/Model_ml")
     assert status == 200 and body["name"] == "Model_ml"
 
 
-def test_short_path_answers_equal_powertools_routing(trained: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_path_answers_equal_powertools_routing(
+    trained_local_service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cases = [
         ("/v2/models/Model_ml/infer", BODY),
         ("/v2/models/Model_ml/infer/", BODY),
@@ -53,9 +49,11 @@ def test_short_path_answers_equal_powertools_routing(trained: Service, monkeypat
         ("/v2/models/Model_ml/infer", {"inputs": []}),
         ("/v2/models/Model_ml/infer", "not an object"),
     ]
-    short = [trained.predict(proxy_event(path, body)) for path, body in cases]
-    monkeypatch.setattr(trained.inference_module.app, "short_paths", {})  # every route through Powertools' resolver
-    routed = [trained.predict(proxy_event(path, body)) for path, body in cases]
+    short = [trained_local_service.predict(proxy_event(path, body)) for path, body in cases]
+    monkeypatch.setattr(
+        trained_local_service.inference_module.app, "short_paths", {}
+    )  # every route through Powertools' resolver
+    routed = [trained_local_service.predict(proxy_event(path, body)) for path, body in cases]
     assert short == routed
     assert [answer["statusCode"] for answer in short] == [200, 200, 404, 404, 400, 400]
 
@@ -77,12 +75,14 @@ def test_short_path_answers_equal_powertools_routing(trained: Service, monkeypat
         ({"requestContext": "x"}, None),
     ],
 )
-def test_infer_reads_only_what_an_operation_reads(trained: Service, changes: dict[str, Any], field: str | None) -> None:
+def test_infer_reads_only_what_an_operation_reads(
+    trained_local_service: Service, changes: dict[str, Any], field: str | None
+) -> None:
     """As /predict: the method, path and body are checked (a 400 naming the field, in the protocol's shape);
     a malformed field the route does not read is no reason to refuse it."""
     for path in ("/v2/models/Model_ml/infer", "/predict"):
         body = BODY if path.startswith("/v2") else {"x_test": [0.7, 1.0]}
-        answer = trained.predict({**proxy_event(path, body), **changes})
+        answer = trained_local_service.predict({**proxy_event(path, body), **changes})
         text = json.loads(answer["body"])
         if field is None:
             assert answer["statusCode"] == 200, text

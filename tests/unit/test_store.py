@@ -111,9 +111,9 @@ def forge(objects: RecordingObjects, registry: ModelRegistry, metadata: Any, ver
     objects.put(record_key, orjson.dumps({**record, "metadata_sha256": hashlib.sha256(data).hexdigest()}))
 
 
-def test_a_published_version_loads_with_its_metadata(objects: RecordingObjects, trained) -> None:
+def test_a_published_version_loads_with_its_metadata(objects: RecordingObjects, trained_iris_model) -> None:
     registry = ModelRegistry(objects)
-    metadata = publish(registry, trained)
+    metadata = publish(registry, trained_iris_model)
     loaded = load(registry)
     assert loaded.version == metadata["version"]
     rows = loaded.scaler.transform(np.array([[0.7, 1.0], [2.0, 5.5]]))
@@ -128,21 +128,25 @@ def test_a_published_version_loads_with_its_metadata(objects: RecordingObjects, 
         assert hashlib.sha256(objects.get(entry["key"])).hexdigest() == entry["sha256"]
 
 
-def test_artifacts_are_kept_by_kind_under_the_names_the_request_gives(objects: RecordingObjects, trained) -> None:
-    metadata = store_version(ModelRegistry(objects), trained, name="Iris", scaler="iris")
+def test_artifacts_are_kept_by_kind_under_the_names_the_request_gives(
+    objects: RecordingObjects, trained_iris_model
+) -> None:
+    metadata = store_version(ModelRegistry(objects), trained_iris_model, name="Iris", scaler="iris")
     prefix = f"models/Iris/versions/{metadata['version']}/"
     assert metadata["artifacts"]["model"]["key"] == prefix + "model/Iris.joblib"
     assert metadata["artifacts"]["scaler"]["key"] == prefix + "scaler/iris.joblib"
 
 
-def test_model_and_scaler_never_share_a_name(objects: RecordingObjects, trained) -> None:
+def test_model_and_scaler_never_share_a_name(objects: RecordingObjects, trained_iris_model) -> None:
     with pytest.raises(ValueError, match="must differ"):
-        store_version(ModelRegistry(objects), trained, name="same", scaler="same")
+        store_version(ModelRegistry(objects), trained_iris_model, name="same", scaler="same")
     assert objects.calls == []
 
 
-def test_the_record_is_written_after_the_version_and_the_pointer_last(objects: RecordingObjects, trained) -> None:
-    publish(ModelRegistry(objects), trained)
+def test_the_record_is_written_after_the_version_and_the_pointer_last(
+    objects: RecordingObjects, trained_iris_model
+) -> None:
+    publish(ModelRegistry(objects), trained_iris_model)
     puts = [key for op, key in objects.calls if op == "put"]
     assert puts.index(next(k for k in puts if k.endswith("metadata.json"))) > max(
         puts.index(k) for k in puts if k.endswith(".joblib")
@@ -152,19 +156,19 @@ def test_the_record_is_written_after_the_version_and_the_pointer_last(objects: R
     assert puts.index("models/Model_ml/latest.json") > puts.index(record)
 
 
-def test_every_run_is_a_new_version_and_old_ones_stay(objects: RecordingObjects, trained) -> None:
+def test_every_run_is_a_new_version_and_old_ones_stay(objects: RecordingObjects, trained_iris_model) -> None:
     registry = ModelRegistry(objects)
-    first, second = publish(registry, trained), publish(registry, trained)
+    first, second = publish(registry, trained_iris_model), publish(registry, trained_iris_model)
     assert first["version"] != second["version"]
     assert registry.published("Model_ml").version == second["version"]
     assert load(registry, version=first["version"]).version == first["version"]
 
 
 def test_a_run_that_dies_before_its_record_is_never_listed_published_or_served(
-    objects: RecordingObjects, trained
+    objects: RecordingObjects, trained_iris_model
 ) -> None:
     registry = ModelRegistry(objects)
-    good = publish(registry, trained)
+    good = publish(registry, trained_iris_model)
 
     class DiesOnRecord(RecordingObjects):
         def put(self, key: str, data: bytes, **conditions: Any) -> str:
@@ -173,17 +177,17 @@ def test_a_run_that_dies_before_its_record_is_never_listed_published_or_served(
             return super().put(key, data, **conditions)
 
     with pytest.raises(TimeoutError):
-        store_version(ModelRegistry(DiesOnRecord(objects)), trained)
+        store_version(ModelRegistry(DiesOnRecord(objects)), trained_iris_model)
     assert load(registry).version == good["version"]
     _, page = registry.list_versions("Model_ml")
     assert [v["version"] for v in page.items] == [good["version"]]
 
 
-def test_unknown_model_and_version_are_not_found(objects: RecordingObjects, trained) -> None:
+def test_unknown_model_and_version_are_not_found(objects: RecordingObjects, trained_iris_model) -> None:
     registry = ModelRegistry(objects)
     with pytest.raises(ModelNotFoundError, match="has not been trained"):
         registry.load("nobody")
-    publish(registry, trained)
+    publish(registry, trained_iris_model)
     with pytest.raises(ModelNotFoundError, match="no version"):
         registry.load("Model_ml", "20200101T000000000000Z-00000000")
 
@@ -201,10 +205,10 @@ class _Exploit:
 @pytest.mark.parametrize("kind", ["model", "scaler"])
 @pytest.mark.parametrize("which", ["latest", "pinned"])
 def test_a_tampered_artifact_is_refused_before_unpickling(
-    objects: RecordingObjects, trained, kind: str, which: str, tmp_path: Path
+    objects: RecordingObjects, trained_iris_model, kind: str, which: str, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(objects)
-    metadata = publish(registry, trained)
+    metadata = publish(registry, trained_iris_model)
     marker = tmp_path / "unpickled"
     objects.put(metadata["artifacts"][kind]["key"], pickle.dumps(_Exploit(str(marker))))
     version = metadata["version"] if which == "pinned" else None
@@ -221,19 +225,21 @@ def test_a_tampered_artifact_is_refused_before_unpickling(
         pytest.param(lambda m: {**m, "runtime": {**m["runtime"], "scikit-learn": "0.24.2"}}, id="rewritten-runtime"),
     ],
 )
-def test_one_write_to_any_versions_metadata_is_refused(objects: RecordingObjects, trained, which, tamper) -> None:
+def test_one_write_to_any_versions_metadata_is_refused(
+    objects: RecordingObjects, trained_iris_model, which, tamper
+) -> None:
     registry = ModelRegistry(objects)
-    older = publish(registry, trained)
-    newer = publish(registry, trained)
+    older = publish(registry, trained_iris_model)
+    newer = publish(registry, trained_iris_model)
     target = older if which == "pinned" else newer
     objects.put(f"models/Model_ml/versions/{target['version']}/metadata.json", orjson.dumps(tamper(target)))
     with pytest.raises(ArtifactIntegrityError, match="metadata sha256 mismatch"):
         load(registry, version=older["version"] if which == "pinned" else None)
 
 
-def test_metadata_naming_another_model_or_version_is_refused(objects: RecordingObjects, trained) -> None:
+def test_metadata_naming_another_model_or_version_is_refused(objects: RecordingObjects, trained_iris_model) -> None:
     registry = ModelRegistry(objects)
-    older, newer = publish(registry, trained), publish(registry, trained)
+    older, newer = publish(registry, trained_iris_model), publish(registry, trained_iris_model)
     forge(objects, registry, {**older, "version": newer["version"]}, older["version"])
     with pytest.raises(ArtifactIntegrityError, match="names another model or version"):
         load(registry, version=older["version"])
@@ -251,9 +257,11 @@ def test_metadata_naming_another_model_or_version_is_refused(objects: RecordingO
         pytest.param(lambda v, w: {"file": "../../../data/upload.joblib"}, id="dot-dot-file"),
     ],
 )
-def test_an_artifact_key_outside_its_version_folder_is_refused(objects: RecordingObjects, trained, entry) -> None:
+def test_an_artifact_key_outside_its_version_folder_is_refused(
+    objects: RecordingObjects, trained_iris_model, entry
+) -> None:
     registry = ModelRegistry(objects)
-    older, newer = publish(registry, trained), publish(registry, trained)
+    older, newer = publish(registry, trained_iris_model), publish(registry, trained_iris_model)
     objects.put("data/upload.joblib", objects.get(newer["artifacts"]["model"]["key"]))
     model_entry = {**older["artifacts"]["model"], **newer["artifacts"]["model"]}
     model_entry.update(entry(older["version"], newer["version"]))
@@ -274,9 +282,9 @@ def test_an_artifact_key_outside_its_version_folder_is_refused(objects: Recordin
         pytest.param(lambda m: {**m, "labels": ["a", "b", "c"]}, id="labels-not-the-classes"),
     ],
 )
-def test_broken_metadata_is_a_conflict_not_a_crash(objects: RecordingObjects, trained, broken) -> None:
+def test_broken_metadata_is_a_conflict_not_a_crash(objects: RecordingObjects, trained_iris_model, broken) -> None:
     registry = ModelRegistry(objects)
-    metadata = publish(registry, trained)
+    metadata = publish(registry, trained_iris_model)
     forge(objects, registry, broken(metadata))
     with pytest.raises(BrokenVersionError):
         load(registry, version=metadata["version"])
@@ -290,9 +298,9 @@ def test_broken_metadata_is_a_conflict_not_a_crash(objects: RecordingObjects, tr
         pytest.param(lambda m: [m], id="not-an-object"),
     ],
 )
-def test_broken_artifact_lists_are_integrity_errors(objects: RecordingObjects, trained, broken) -> None:
+def test_broken_artifact_lists_are_integrity_errors(objects: RecordingObjects, trained_iris_model, broken) -> None:
     registry = ModelRegistry(objects)
-    metadata = publish(registry, trained)
+    metadata = publish(registry, trained_iris_model)
     forge(objects, registry, broken(metadata), metadata["version"])
     with pytest.raises(ArtifactIntegrityError):
         load(registry, version=metadata["version"])
@@ -300,20 +308,20 @@ def test_broken_artifact_lists_are_integrity_errors(objects: RecordingObjects, t
 
 @pytest.mark.parametrize("pointer", [b"not json", b"[1]", b'{"version": "../x"}', b'{"version": 3}'])
 def test_a_malformed_pointer_is_an_integrity_error_not_not_found(
-    objects: RecordingObjects, trained, pointer: bytes
+    objects: RecordingObjects, trained_iris_model, pointer: bytes
 ) -> None:
     registry = ModelRegistry(objects)
-    publish(registry, trained)
+    publish(registry, trained_iris_model)
     objects.put("models/Model_ml/latest.json", pointer)
     with pytest.raises(ArtifactIntegrityError, match="pointer"):
         registry.load("Model_ml")
 
 
 def test_other_scikit_learn_versions_are_refused(
-    objects: RecordingObjects, trained, monkeypatch: pytest.MonkeyPatch
+    objects: RecordingObjects, trained_iris_model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = ModelRegistry(objects)
-    publish(registry, trained)
+    publish(registry, trained_iris_model)
     serving = {**artifacts_module.runtime_versions(), "scikit-learn": "0.24.2"}
     monkeypatch.setattr(artifacts_module, "runtime_versions", lambda: serving)
     with pytest.raises(IncompatibleVersionError, match=r"trained with scikit-learn .* \(serving 0\.24\.2\)"):
@@ -334,10 +342,10 @@ def test_other_scikit_learn_versions_are_refused(
     ],
 )
 def test_training_data_cannot_be_read_from_the_models_prefix_or_outside(
-    objects: RecordingObjects, trained, key: str, tmp_path: Path
+    objects: RecordingObjects, trained_iris_model, key: str, tmp_path: Path
 ) -> None:
     registry = ModelRegistry(objects)
-    publish(registry, trained)  # the store HOLDS what the keys aim at: absence cannot pass for refusal
+    publish(registry, trained_iris_model)  # the store HOLDS what the keys aim at: absence cannot pass for refusal
     (tmp_path / "outside.csv").write_text("a,b\n1,2\n")
     with contextlib.suppress(ObjectNotFoundError):  # S3 takes the key literally; a folder refuses to leave its root
         objects.put(key, b"secret")
@@ -458,12 +466,12 @@ def test_models_differing_only_by_case_are_refused_not_merged(case_insensitive_d
     assert local_service.predict({"x_test": [1, 2], "filename_model": "flowers"})["model_version"] == first
 
 
-def test_the_rule_holds_on_any_disk(objects: RecordingObjects, trained) -> None:
+def test_the_rule_holds_on_any_disk(objects: RecordingObjects, trained_iris_model) -> None:
     registry = ModelRegistry(objects)
-    store_version(registry, trained, name="flowers")
+    store_version(registry, trained_iris_model, name="flowers")
     with pytest.raises(ModelNameConflictError, match="differs from the existing model 'flowers' only by case"):
-        store_version(registry, trained, name="Flowers")
-    store_version(registry, trained, name="flowers2")  # names differing by more than case are fine
+        store_version(registry, trained_iris_model, name="Flowers")
+    store_version(registry, trained_iris_model, name="flowers2")  # names differing by more than case are fine
 
 
 class ForbidsMissingKeys(RecordingObjects):
@@ -479,8 +487,8 @@ class ForbidsMissingKeys(RecordingObjects):
         return self.get_tagged(key)[0]
 
 
-def test_a_missing_key_is_not_found_even_where_s3_answers_403(objects: RecordingObjects, trained) -> None:
-    publish(ModelRegistry(objects), trained)
+def test_a_missing_key_is_not_found_even_where_s3_answers_403(objects: RecordingObjects, trained_iris_model) -> None:
+    publish(ModelRegistry(objects), trained_iris_model)
     registry = ModelRegistry(ForbidsMissingKeys(objects.inner))
     with pytest.raises(ModelNotFoundError, match="has not been trained"):
         registry.published("unknown")

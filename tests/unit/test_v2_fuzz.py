@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -68,12 +67,6 @@ paths = st.sampled_from(
 fuzz = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture
-def trained(local_service: Service) -> Service:
-    local_service.train({})
-    return local_service
-
-
 def assert_consistent_or_protocol_error(answer: dict[str, Any]) -> None:
     status, body = answer["statusCode"], json.loads(answer["body"])
     event("success" if status == 200 else "error")
@@ -90,22 +83,20 @@ def assert_consistent_or_protocol_error(answer: dict[str, Any]) -> None:
 
 @fuzz
 @given(body=bodies, path=paths)
-def test_any_json_body(trained: Service, body: Any, path: str) -> None:
-    assert_consistent_or_protocol_error(trained.predict(proxy_event(path, raw=json.dumps(body))))
+def test_any_json_body(trained_local_service: Service, body: Any, path: str) -> None:
+    assert_consistent_or_protocol_error(trained_local_service.predict(proxy_event(path, raw=json.dumps(body))))
 
 
 @fuzz
 @given(body=raw_bodies, base64_encoded=st.booleans())
-def test_any_raw_body(trained: Service, body: str, base64_encoded: bool) -> None:
+def test_any_raw_body(trained_local_service: Service, body: str, base64_encoded: bool) -> None:
     event = proxy_event("/v2/models/Model_ml/infer", raw=body, base64_encoded=base64_encoded)
-    assert_consistent_or_protocol_error(trained.predict(event))
+    assert_consistent_or_protocol_error(trained_local_service.predict(event))
 
 
 @fuzz
 @given(name=st.text(min_size=1, max_size=20).filter(lambda n: "/" not in n), version=st.text(max_size=30))
-def test_any_model_name_and_version_in_the_path(trained: Service, name: str, version: str) -> None:
+def test_any_model_name_and_version_in_the_path(trained_local_service: Service, name: str, version: str) -> None:
     for path in (f"/v2/models/{name}", f"/v2/models/{name}/versions/{version}/ready"):
-        event = proxy_event(path, method="GET")
-        event["body"] = None
-        answer = trained.predict(event)
+        answer = trained_local_service.predict(proxy_event(path, method="GET"))
         assert answer["statusCode"] < 500, answer["body"]

@@ -26,9 +26,7 @@ def tensor(data: list[Any] = FLAT, shape: list[int] | None = None, datatype: str
 
 
 def get(service: Service, path: str) -> tuple[int, dict[str, Any]]:
-    event = proxy_event(path, method="GET")
-    event["body"] = None
-    answer = service.predict(event)
+    answer = service.predict(proxy_event(path, method="GET"))
     return answer["statusCode"], body_of(answer)
 
 
@@ -48,12 +46,6 @@ def outputs_of(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {output["name"]: output for output in body["outputs"]}
 
 
-@pytest.fixture
-def trained(local_service: Service) -> Service:
-    local_service.train({})  # the seed's recipe: KNN, which gives probabilities
-    return local_service
-
-
 # --- health and metadata ----------------------------------------------------------------------------------
 
 
@@ -69,8 +61,8 @@ def test_the_server_version_is_the_packages() -> None:
     assert project["version"] == SERVER_VERSION
 
 
-def test_model_metadata_describes_the_tensors(trained: Service) -> None:
-    status, body = get(trained, "/v2/models/Model_ml")
+def test_model_metadata_describes_the_tensors(trained_local_service: Service) -> None:
+    status, body = get(trained_local_service, "/v2/models/Model_ml")
     assert status == 200
     version = body["versions"][0]
     assert body == {
@@ -84,9 +76,12 @@ def test_model_metadata_describes_the_tensors(trained: Service) -> None:
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, 2]},
         ],
     }
-    assert get(trained, f"/v2/models/Model_ml/versions/{version}") == (200, body)
-    assert get(trained, "/v2/models/Model_ml/ready") == (200, {"name": "Model_ml", "ready": True})
-    assert get(trained, f"/v2/models/Model_ml/versions/{version}/ready") == (200, {"name": "Model_ml", "ready": True})
+    assert get(trained_local_service, f"/v2/models/Model_ml/versions/{version}") == (200, body)
+    assert get(trained_local_service, "/v2/models/Model_ml/ready") == (200, {"name": "Model_ml", "ready": True})
+    assert get(trained_local_service, f"/v2/models/Model_ml/versions/{version}/ready") == (
+        200,
+        {"name": "Model_ml", "ready": True},
+    )
 
 
 def test_an_estimator_without_probabilities_declares_none_and_refuses_to_give_them(local_service: Service) -> None:
@@ -103,8 +98,8 @@ def test_an_estimator_without_probabilities_declares_none_and_refuses_to_give_th
     "path",
     ["/v2/models/nope", "/v2/models/nope/ready", "/v2/models/Model_ml/versions/20200101T000000000000Z-00000000"],
 )
-def test_unknown_models_and_versions_are_404s_in_the_protocols_shape(trained: Service, path: str) -> None:
-    status, body = get(trained, path)
+def test_unknown_models_and_versions_are_404s_in_the_protocols_shape(trained_local_service: Service, path: str) -> None:
+    status, body = get(trained_local_service, path)
     assert status == 404 and set(body) == {"error"}
     assert ("nope" in path and "'nope'" in body["error"]) or "no version '20200101T000000000000Z-00000000'" in body[
         "error"
@@ -114,9 +109,9 @@ def test_unknown_models_and_versions_are_404s_in_the_protocols_shape(trained: Se
 # --- inference --------------------------------------------------------------------------------------------
 
 
-def test_infer_answers_what_predict_answers(trained: Service) -> None:
-    status, body = infer(trained, {"id": "42", "inputs": [tensor()]})
-    predicted = body_of(trained.predict(proxy_event("/predict", {"x_test": ROWS})))
+def test_infer_answers_what_predict_answers(trained_local_service: Service) -> None:
+    status, body = infer(trained_local_service, {"id": "42", "inputs": [tensor()]})
+    predicted = body_of(trained_local_service.predict(proxy_event("/predict", {"x_test": ROWS})))
     assert status == 200
     assert body["id"] == "42" and body["model_name"] == "Model_ml"
     assert body["model_version"] == predicted["model_version"]
@@ -134,33 +129,33 @@ def test_infer_answers_what_predict_answers(trained: Service) -> None:
     }
 
 
-def test_without_an_id_none_is_invented(trained: Service) -> None:
-    status, body = infer(trained, {"inputs": [tensor()]})
+def test_without_an_id_none_is_invented(trained_local_service: Service) -> None:
+    status, body = infer(trained_local_service, {"inputs": [tensor()]})
     assert status == 200 and "id" not in body
 
 
-def test_the_natural_and_the_flattened_representations_are_the_same_tensor(trained: Service) -> None:
+def test_the_natural_and_the_flattened_representations_are_the_same_tensor(trained_local_service: Service) -> None:
     """The specification's Tensor Data section: [[1, 2], [4, 5]] and [1, 2, 4, 5] are the same 2x2 matrix."""
-    flat = infer(trained, {"inputs": [tensor(FLAT)]})
-    nested = infer(trained, {"inputs": [tensor(ROWS)]})
+    flat = infer(trained_local_service, {"inputs": [tensor(FLAT)]})
+    nested = infer(trained_local_service, {"inputs": [tensor(ROWS)]})
     assert flat == nested and flat[0] == 200
 
 
-def test_fp32_is_accepted(trained: Service) -> None:
-    status, body = infer(trained, {"inputs": [tensor(datatype="FP32")]})
+def test_fp32_is_accepted(trained_local_service: Service) -> None:
+    status, body = infer(trained_local_service, {"inputs": [tensor(datatype="FP32")]})
     assert status == 200 and outputs_of(body)["label"]["data"][1] == "virginica"
 
 
-def test_outputs_named_in_the_request_are_the_ones_returned_in_that_order(trained: Service) -> None:
+def test_outputs_named_in_the_request_are_the_ones_returned_in_that_order(trained_local_service: Service) -> None:
     request = {"inputs": [tensor()], "outputs": [{"name": "probabilities"}, {"name": "label"}]}
-    status, body = infer(trained, request)
+    status, body = infer(trained_local_service, request)
     assert status == 200 and [o["name"] for o in body["outputs"]] == ["probabilities", "label"]
 
 
-def test_the_specifications_example_request_shape_with_one_output(trained: Service) -> None:
+def test_the_specifications_example_request_shape_with_one_output(trained_local_service: Service) -> None:
     """The specification's inference example (id "42", one named output), on this model's tensor."""
     request = {"id": "42", "inputs": [tensor([0.7, 1.0, 2.0, 5.5], [2, 2])], "outputs": [{"name": "label"}]}
-    status, body = infer(trained, request)
+    status, body = infer(trained_local_service, request)
     assert status == 200
     assert body["id"] == "42"
     assert body["outputs"] == [
@@ -168,7 +163,9 @@ def test_the_specifications_example_request_shape_with_one_output(trained: Servi
     ]
 
 
-def test_the_specifications_example_request_verbatim_is_a_400_naming_what_this_model_takes(trained: Service) -> None:
+def test_the_specifications_example_request_verbatim_is_a_400_naming_what_this_model_takes(
+    trained_local_service: Service,
+) -> None:
     request = {
         "id": "42",
         "inputs": [
@@ -177,35 +174,39 @@ def test_the_specifications_example_request_verbatim_is_a_400_naming_what_this_m
         ],
         "outputs": [{"name": "output0"}],
     }
-    status, body = infer(trained, request)
+    status, body = infer(trained_local_service, request)
     assert status == 400 and set(body) == {"error"}
     for problem in ("inputs: List should have at most 1 item", "outputs.0.name", "'label'"):
         assert problem in body["error"]
 
 
 def test_a_pinned_version_answers_even_after_a_newer_one_is_published(
-    trained: Service, monkeypatch: pytest.MonkeyPatch
+    trained_local_service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trained.inference_module.cache, "ttl_seconds", 0)  # notice the new version at once
-    old = get(trained, "/v2/models/Model_ml")[1]["versions"][0]
-    new = trained.train({"candidates": ["sgd"]})["model_version"]
-    status, body = infer(trained, {"inputs": [tensor()]}, f"/v2/models/Model_ml/versions/{old}/infer")
+    monkeypatch.setattr(
+        trained_local_service.inference_module.cache, "ttl_seconds", 0
+    )  # notice the new version at once
+    old = get(trained_local_service, "/v2/models/Model_ml")[1]["versions"][0]
+    new = trained_local_service.train({"candidates": ["sgd"]})["model_version"]
+    status, body = infer(trained_local_service, {"inputs": [tensor()]}, f"/v2/models/Model_ml/versions/{old}/infer")
     assert status == 200 and body["model_version"] == old and "probabilities" in outputs_of(body)
-    status, body = infer(trained, {"inputs": [tensor()]})
+    status, body = infer(trained_local_service, {"inputs": [tensor()]})
     assert status == 200 and body["model_version"] == new
 
 
-def test_a_warm_infer_reads_nothing_from_storage(trained: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_warm_infer_reads_nothing_from_storage(
+    trained_local_service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The v2 path shares /predict's model cache: once warm, no storage read (within the TTL)."""
-    assert infer(trained, {"inputs": [tensor()]})[0] == 200
-    store = trained.inference_module.cache.registry
+    assert infer(trained_local_service, {"inputs": [tensor()]})[0] == 200
+    store = trained_local_service.inference_module.cache.registry
 
     def no_storage(*_: Any, **__: Any) -> Any:
         raise AssertionError("a warm infer read from storage")
 
     monkeypatch.setattr(store.objects, "get", no_storage)
-    assert infer(trained, {"inputs": [tensor()]})[0] == 200
-    assert trained.predict(proxy_event("/predict", {"x_test": ROWS}))["statusCode"] == 200
+    assert infer(trained_local_service, {"inputs": [tensor()]})[0] == 200
+    assert trained_local_service.predict(proxy_event("/predict", {"x_test": ROWS}))["statusCode"] == 200
 
 
 # --- unhappy paths: 4xx, the protocol's {"error": "..."} ------------------------------------------------
@@ -243,9 +244,9 @@ def test_a_warm_infer_reads_nothing_from_storage(trained: Service, monkeypatch: 
     ],
 )
 def test_client_mistakes_are_4xx_in_the_protocols_shape(
-    trained: Service, request_body: Any, status: int, words: str
+    trained_local_service: Service, request_body: Any, status: int, words: str
 ) -> None:
-    answer_status, body = infer(trained, request_body)
+    answer_status, body = infer(trained_local_service, request_body)
     assert answer_status == status, body
     assert set(body) == {"error"} and words in body["error"], body["error"]
     assert "x_test" not in body["error"] and "filename_model" not in body["error"]
@@ -260,39 +261,43 @@ def test_client_mistakes_are_4xx_in_the_protocols_shape(
         ("/v2/models/Model_ml/versions/20200101T000000000000Z-00000000/infer", 404, "has no version"),
     ],
 )
-def test_unknown_models_and_bad_names_in_the_path(trained: Service, path: str, status: int, words: str) -> None:
-    answer_status, body = infer(trained, {"inputs": [tensor()]}, path)
+def test_unknown_models_and_bad_names_in_the_path(
+    trained_local_service: Service, path: str, status: int, words: str
+) -> None:
+    answer_status, body = infer(trained_local_service, {"inputs": [tensor()]}, path)
     assert answer_status == status and set(body) == {"error"} and words in body["error"], body
 
 
 @pytest.mark.parametrize(
     "header", ["Inference-Header-Content-Length", "inference-header-content-length", "INFERENCE-HEADER-content-LENGTH"]
 )
-def test_a_binary_tensor_request_is_refused_with_the_reason(trained: Service, header: str) -> None:
-    status, body = post(trained, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {header: "120"})
+def test_a_binary_tensor_request_is_refused_with_the_reason(trained_local_service: Service, header: str) -> None:
+    status, body = post(trained_local_service, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {header: "120"})
     assert status == 400 and "binary tensor data is not supported" in body["error"]
 
 
 @pytest.mark.parametrize("header", ["X-Inference-Header-Content-Length", "Inference-Header-Content-Length-X"])
-def test_only_that_header_marks_a_binary_request(trained: Service, header: str) -> None:
-    assert post(trained, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {header: "120"})[0] == 200
+def test_only_that_header_marks_a_binary_request(trained_local_service: Service, header: str) -> None:
+    assert post(trained_local_service, "/v2/models/Model_ml/infer", {"inputs": [tensor()]}, {header: "120"})[0] == 200
 
 
-def test_a_body_that_is_not_json_is_a_400(trained: Service) -> None:
-    answer = trained.predict(proxy_event("/v2/models/Model_ml/infer", raw="{inputs"))
+def test_a_body_that_is_not_json_is_a_400(trained_local_service: Service) -> None:
+    answer = trained_local_service.predict(proxy_event("/v2/models/Model_ml/infer", raw="{inputs"))
     assert answer["statusCode"] == 400 and "not valid JSON" in json.loads(answer["body"])["error"]
-    answer = trained.predict(proxy_event("/v2/models/Model_ml/infer", raw=""))
+    answer = trained_local_service.predict(proxy_event("/v2/models/Model_ml/infer", raw=""))
     assert answer["statusCode"] == 400 and "body is missing" in json.loads(answer["body"])["error"]
 
 
-def test_storage_down_is_a_503_with_retry_after(trained: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_storage_down_is_a_503_with_retry_after(
+    trained_local_service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deployment_model.storage.objects import StoreUnavailableError
 
     def down(*_: Any, **__: Any) -> Any:
         raise StoreUnavailableError("storage unreachable")
 
-    monkeypatch.setattr(trained.inference_module.cache.registry.objects, "get", down)
-    answer = trained.predict(proxy_event("/v2/models/Model_ml/infer", {"inputs": [tensor()]}))
+    monkeypatch.setattr(trained_local_service.inference_module.cache.registry.objects, "get", down)
+    answer = trained_local_service.predict(proxy_event("/v2/models/Model_ml/infer", {"inputs": [tensor()]}))
     headers = {k.lower(): v for k, v in answer["multiValueHeaders"].items()}
     assert answer["statusCode"] == 503 and headers["retry-after"] == ["5"]
     assert set(json.loads(answer["body"])) == {"error"}
@@ -328,15 +333,15 @@ for data, shape in (([1.234567, 7.654321], [1, 2]), ([9.876543], [1, 1]), (["BOD
 
 
 def test_a_bug_is_a_500_quoting_the_request_id_without_a_traceback(
-    trained: Service, monkeypatch: pytest.MonkeyPatch
+    trained_local_service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*_: Any) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(trained.inference_module.OnnxModel, "predict", broken)
+    monkeypatch.setattr(trained_local_service.inference_module.OnnxModel, "predict", broken)
     event = proxy_event("/v2/models/Model_ml/infer", {"inputs": [tensor()]})
     context = LocalContext(function_name="inference")
-    answer = trained.inference_module.lambda_handler(event, context)
+    answer = trained_local_service.inference_module.lambda_handler(event, context)
     body = json.loads(answer["body"])
     assert answer["statusCode"] == 500 and set(body) == {"error"}
     assert context.aws_request_id in body["error"] and "Traceback" not in answer["body"]

@@ -34,13 +34,6 @@ def trained_iris_model() -> TrainedModel:
     return train_model(iris_dataset())
 
 
-@pytest.fixture(scope="session")
-def trained(trained_iris_model: TrainedModel) -> TrainedModel:
-    """The old name of trained_iris_model, kept only for tests/unit/test_registry.py (another branch edits it):
-    rename it there, then delete this."""
-    return trained_iris_model
-
-
 @pytest.fixture
 def trained_local_service(local_service: Service) -> Service:
     """Both functions on a directory store holding one published model: the seed's recipe, as `Model_ml`."""

@@ -274,20 +274,20 @@ def test_a_training_publishes_only_when_its_rule_allows(objects: RecordingObject
 # --- models written before the registry (pointer without history, versions without records) ----------
 
 
-def legacy_version(objects: Any, trained, name: str = "Model_ml", scaler: str = "scaler") -> tuple[str, str]:
+def legacy_version(objects: Any, trained_iris_model, name: str = "Model_ml", scaler: str = "scaler") -> tuple[str, str]:
     """A version exactly as the code before the registry wrote it. Returns (version, metadata sha256)."""
     version = new_version_id()
     prefix = f"models/{name}/versions/{version}/"
     contents = {
-        "model": (f"{prefix}{name}.joblib", dump(trained.model)),
-        "scaler": (f"{prefix}{scaler}.joblib", dump(trained.scaler)),
+        "model": (f"{prefix}{name}.joblib", dump(trained_iris_model.model)),
+        "scaler": (f"{prefix}{scaler}.joblib", dump(trained_iris_model.scaler)),
     }
     artifacts = {
         kind: {"key": key, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         for kind, (key, data) in contents.items()
     }
     metadata = {
-        **trained.summary(),
+        **trained_iris_model.summary(),
         "name": name,
         "version": version,
         "scaler_name": scaler,
@@ -304,9 +304,9 @@ def legacy_version(objects: Any, trained, name: str = "Model_ml", scaler: str = 
     return version, digest
 
 
-def test_old_models_list_load_and_roll_back(objects: RecordingObjects, trained) -> None:
-    old, _ = legacy_version(objects, trained)
-    newer, _ = legacy_version(objects, trained)
+def test_old_models_list_load_and_roll_back(objects: RecordingObjects, trained_iris_model) -> None:
+    old, _ = legacy_version(objects, trained_iris_model)
+    newer, _ = legacy_version(objects, trained_iris_model)
     registry = ModelRegistry(objects)
     (summary,) = registry.list_models().items
     assert (summary.name, summary.published_version, summary.versions) == ("Model_ml", newer, 2)
@@ -322,7 +322,7 @@ def test_old_models_list_load_and_roll_back(objects: RecordingObjects, trained) 
     result = registry.publish("Model_ml", old, reason="back to the old one")
     assert (result.previous_version, result.event["action"]) == (newer, "rollback")
     assert load_model(registry.load("Model_ml", kinds=MODEL_KINDS)).version == old
-    third = store_version(registry, trained)["version"]
+    third = store_version(registry, trained_iris_model)["version"]
     _, page = registry.list_versions("Model_ml")
     assert [v["version"] for v in page.items] == [third, newer, old]
     objects.put(f"models/Model_ml/versions/{newer}/metadata.json", b'{"tampered": true}')
@@ -330,12 +330,12 @@ def test_old_models_list_load_and_roll_back(objects: RecordingObjects, trained) 
         registry.load("Model_ml", newer)
 
 
-def test_an_old_version_tampered_before_adoption_is_not_adopted(objects: RecordingObjects, trained) -> None:
-    version, _ = legacy_version(objects, trained)
+def test_an_old_version_tampered_before_adoption_is_not_adopted(objects: RecordingObjects, trained_iris_model) -> None:
+    version, _ = legacy_version(objects, trained_iris_model)
     key = f"models/Model_ml/versions/{version}/metadata.json"
     objects.put(key, objects.get(key).replace(b"virginica", b"virginicX"))
     registry = ModelRegistry(objects)
-    store_version(registry, trained)
+    store_version(registry, trained_iris_model)
     with pytest.raises(ModelNotFoundError):
         registry.load("Model_ml", version)
 

@@ -14,10 +14,7 @@ from tests.conftest import Service, proxy_event
 def call(
     handler: Any, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    event = proxy_event(path, body, method=method, raw=None if body is not None else "")
-    event["body"] = json.dumps(body) if body is not None else None
-    event["queryStringParameters"] = query
-    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
+    event = proxy_event(path, body, method=method, query=query)
     event["requestContext"] = {**event["requestContext"], "httpMethod": method, "resourcePath": path}
     answer = handler(event)
     return answer["statusCode"], json.loads(answer["body"])

@@ -16,7 +16,7 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from deployment_model.local.client import Answer, Http, InProcess
-from tests.integration.conftest import Client, serve
+from tests.integration.conftest import Client, running_local_server
 
 HTTP_ONLY_HEADERS = {"server", "date", "content-length", "connection"}  # the HTTP framing, not the answer
 JSON = {"Content-Type": "application/json"}
@@ -113,7 +113,7 @@ Resources:
 def test_a_header_in_both_maps_is_multi_value_headers_one_in_process_as_in_the_server(tmp_path: Path) -> None:
     template = tmp_path / "template.yaml"
     template.write_text(TEMPLATE)
-    for client in serve(tmp_path, template=template):
+    with running_local_server(template=template) as client:
         served = Http(client.base_url).send("GET", "/both-header-maps", None, {})
         answered = InProcess(str(tmp_path / "store"), template=template).send("GET", "/both-header-maps", None, {})
         assert comparable(answered) == comparable(served)

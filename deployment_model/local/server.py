@@ -134,7 +134,9 @@ def proxy_event(
 ) -> dict[str, Any]:
     """The REST API proxy event API Gateway builds for this request (the shape `sam local` generates)."""
     url = urlsplit(target)
-    query = dict(parse_qsl(url.query, keep_blank_values=True)) or None
+    multi_query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(url.query, keep_blank_values=True):  # a name may be repeated: keep every value
+        multi_query.setdefault(name, []).append(value)
     try:
         text, is_base64 = body.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -145,8 +147,8 @@ def proxy_event(
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,  # the last
+        "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": path_parameters or None,
         "stageVariables": None,
         "requestContext": {
@@ -435,6 +437,13 @@ class LocalServer(ThreadingHTTPServer):
         if self.job_worker is not None:
             self.job_worker.stop()
         super().server_close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left before its answer (a closed or reset connection) is no error of the server's:
+        nothing to print. Anything else is reported as socketserver does, with its traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self._slots.acquire()  # released when the connection's thread ends (a timeout bounds the wait)

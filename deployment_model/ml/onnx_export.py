@@ -22,6 +22,7 @@ run at once so that a KNN graph's rows x training-points intermediates stay smal
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -33,6 +34,7 @@ from skl2onnx.common.data_types import DoubleTensorType
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from deployment_model.ml.onnx_model import (
     PROP_CLASSES,
@@ -73,13 +75,16 @@ def describe(classifier: Any) -> str:
 def export_onnx(scaler: Any, classifier: Any, n_features: int) -> bytes:
     """The serialized ONNX model computing classifier(scaler(rows)) for float64 rows of n_features values."""
     options: dict[int, dict[str, Any]] = {id(classifier): {"zipmap": False}}
-    custom = {KNeighborsClassifier: _convert_knn} if isinstance(classifier, KNeighborsClassifier) else {}
-    if custom:
+    converted: Any = Pipeline([("scaler", scaler), ("classifier", classifier)])
+    custom = {}
+    if isinstance(classifier, KNeighborsClassifier):  # our graph, scaling included (see _convert_knn)
         _knn_metric(classifier)  # refuse unsupported metrics before converting
-    pipeline = Pipeline([("scaler", scaler), ("classifier", classifier)])
+        if not isinstance(scaler, StandardScaler):
+            raise OnnxExportError(f"{describe(classifier)} is exported after a StandardScaler only, not {scaler!r}")
+        converted, custom = classifier, {KNeighborsClassifier: functools.partial(_convert_knn, scaler=scaler)}
     try:
         model = convert_sklearn(
-            pipeline,
+            converted,
             initial_types=[(INPUT_NAME, DoubleTensorType([None, n_features]))],
             options=options,
             target_opset=TARGET_OPSET,
@@ -152,8 +157,9 @@ def _knn_metric(knn: KNeighborsClassifier) -> tuple[str, str, str | None, float 
     return term, combine, to_distance, None
 
 
-def _convert_knn(scope: Any, operator: Any, container: Any) -> None:
-    """KNeighborsClassifier as scikit-learn computes it: outputs label (int64) and probabilities (double)."""
+def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScaler) -> None:
+    """The run's StandardScaler, then KNeighborsClassifier, as scikit-learn computes them: outputs label (int64)
+    and probabilities (double). The scaling is ours too, so that it runs in the distances' layout."""
     knn: KNeighborsClassifier = operator.raw_operator
     if knn.weights not in ("uniform", "distance"):
         raise OnnxExportError(f"{describe(knn)} cannot be converted to ONNX: callable weights are not supported")
@@ -182,7 +188,13 @@ def _convert_knn(scope: Any, operator: Any, container: Any) -> None:
     # 13 rows a run: half the time). TopK then runs along the points' axis.
     by_point = knn_rows_per_run(knn) > len(points)
     points_axis = 0 if by_point else 1
-    features = node("Transpose", [rows], "features", perm=[1, 0]) if by_point else rows
+    across_rows = (-1, 1) if by_point else (1, -1)  # the shape of a constant that every row meets
+    laid_out = node("Transpose", [rows], "features", perm=[1, 0]) if by_point else rows
+    # StandardScaler.transform: (x - mean) / scale, in float64 as scikit-learn computes it (the same values).
+    mean = np.zeros(n_features) if scaler.mean_ is None else np.asarray(scaler.mean_, dtype=np.float64)
+    scale = np.ones(n_features) if scaler.scale_ is None else np.asarray(scaler.scale_, dtype=np.float64)
+    centred = node("Sub", [laid_out, constant("mean", mean.reshape(across_rows))], "centred")
+    features = node("Div", [centred, constant("scale", scale.reshape(across_rows))], "scaled")
     reduced = ""
     for j in range(n_features):  # feature by feature, in scikit-learn's order: equal sums, equal ties
         feature = node(
@@ -191,12 +203,11 @@ def _convert_knn(scope: Any, operator: Any, container: Any) -> None:
                 features,
                 constant("start", np.array([j]), TensorProto.INT64),
                 constant("end", np.array([j + 1]), TensorProto.INT64),
-                constant("axis", np.array([points_axis]), TensorProto.INT64),
+                constant("axis", np.array([points_axis]), TensorProto.INT64),  # the features' axis, too
             ],
             "feature",
         )
-        point_values = points[:, j].reshape((-1, 1) if by_point else (1, -1))
-        difference = node("Sub", [feature, constant("points", point_values)], "difference")
+        difference = node("Sub", [feature, constant("points", points[:, j].reshape(across_rows))], "difference")
         if term == "square":
             part = node("Mul", [difference, difference], "square")
         elif term == "abs":

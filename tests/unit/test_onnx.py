@@ -301,6 +301,16 @@ def test_both_distance_layouts_give_scikit_learns_answers(
         assert (mismatches, gap) == (0, 0.0)
 
 
+def test_a_knn_graph_scales_as_a_standard_scaler_only(seed_split) -> None:
+    """The KNN graph computes the StandardScaler's (x - mean) / scale itself: another scaler is refused by name."""
+    from sklearn.preprocessing import MinMaxScaler
+
+    _, x_train, _ = seed_split
+    _, knn = fitted_knn(seed_split)
+    with pytest.raises(OnnxExportError, match="after a StandardScaler only, not MinMaxScaler"):
+        export_onnx(MinMaxScaler().fit(x_train), knn, 2)
+
+
 # --- serving: versions, opsets, bytes ------------------------------------------------------------------
 
 

@@ -98,10 +98,16 @@ def check_rows(limits: dict[str, Any], rows: np.ndarray, feature_names: Sequence
         )
 
 
+# Below this many rows, comparing every value is cheaper than the column-ordered copy `within` reduces.
+_FEW_ROWS = 256
+
+
 def within(rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
-    """Every value within [low, high] of its column, judged by each column's extremes: the usual case, spared
-    the per-value comparison that finds the first value outside. (numpy reduces a C-ordered matrix along its
-    columns, or compares it with one bound per column, an element at a time: 20 times slower, at 2 columns,
-    than reducing a column-ordered copy.)"""
+    """Every value within [low, high] of its column. A large batch is judged by each column's extremes: numpy
+    compares a C-ordered matrix with one bound per column, or reduces it along its columns, an element at a
+    time, 15 times slower at 10,000 x 2 than reducing a column-ordered copy. Only a batch with a value outside
+    then pays the per-value pass that names it."""
+    if len(rows) < _FEW_ROWS:
+        return not ((rows < low) | (rows > high)).any()
     columns = np.asfortranarray(rows)
     return bool((columns.min(axis=0) >= low).all() and (columns.max(axis=0) <= high).all())

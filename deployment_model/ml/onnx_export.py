@@ -181,6 +181,11 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
     def axes(*values: int) -> str:
         return constant("axes", np.array(values), TensorProto.INT64)
 
+    def first(values: str, axis: int, prefix: str) -> str:
+        """The first entry of `values` along `axis`, that axis kept (a first column, a shape's first dimension)."""
+        start, end = (constant(where, np.array([i]), TensorProto.INT64) for where, i in (("start", 0), ("end", 1)))
+        return node("Slice", [values, start, end, axes(axis)], prefix)
+
     rows = operator.inputs[0].full_name
     # onnxruntime broadcasts a binary operator one output row at a time, so the distances are laid out with the
     # longer side as rows: training points x rows when a run holds more rows than there are points (the seed's
@@ -227,7 +232,6 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
     )
     if by_point:  # rows x k, as the votes below read them
         top = [node("Transpose", [values], "top", perm=[1, 0]) for values in top]
-    first_column = [constant(prefix, np.array([v]), TensorProto.INT64) for prefix, v in (("start", 0), ("end", 1))]
     neighbour_class = node("Gather", [constant("fit_classes", np.asarray(knn._y), TensorProto.INT64), top[1]], "nc")
     if knn.weights == "distance":
         if to_distance == "sqrt":
@@ -240,7 +244,7 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
         # the others 0. TopK sorts the distances ascending, so such a row has its zero in the first column.
         inverse = node("Reciprocal", [distance], "inverse")
         at_zero = node("IsInf", [inverse], "at_zero")
-        row_has_zero = node("Slice", [at_zero, first_column[0], first_column[1], first_column[1]], "row_has_zero")
+        row_has_zero = first(at_zero, 1, "row_has_zero")
         at_zero_weight = node("Cast", [at_zero], "at_zero_weight", to=TensorProto.DOUBLE)
         weight = node("Where", [row_has_zero, at_zero_weight, inverse], "weight")
     else:  # uniform: every neighbour counts 1
@@ -248,7 +252,7 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
         weight = node("ConstantOfShape", [node("Shape", [neighbour_class], "k_shape")], "weight", value=one)
     # Votes per class in one pass: each neighbour's weight added into its class's column, in neighbour order
     # (as scikit-learn adds them), into a rows x classes array of zeros.
-    rows_count = node("Slice", [node("Shape", [neighbour_class], "shape"), *first_column[:2]], "rows_count")
+    rows_count = first(node("Shape", [neighbour_class], "shape"), 0, "rows_count")
     votes_shape = node(
         "Concat",
         [rows_count, constant("classes_count", np.array([n_classes]), TensorProto.INT64)],

@@ -103,6 +103,11 @@ def checked_event(event: Mapping[str, Any], method: str, path: str) -> dict[str,
     request_context = event.get("requestContext")
     if request_context is not None and not isinstance(request_context, dict):
         raise _invalid_event("requestContext", "an object")
+    # No route reads a list from the query; API Gateway passes every value of a repeated name.
+    for name, values in (event.get("multiValueQueryStringParameters") or {}).items():
+        if len(values) > 1:
+            message = f"query parameter {name!r} is given {len(values)} times; give it once"
+            raise ApiError(HTTPStatus.BAD_REQUEST, "invalid_request", message)
     try:
         body, base64_encoded = decoded_body(event), False
     except ApiError:

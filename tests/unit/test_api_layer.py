@@ -81,6 +81,15 @@ def test_the_404_of_the_real_functions_lists_their_routes(local_service: Service
     assert "POST /predict" in message and "POST /inference" in message
 
 
+def test_a_query_parameter_given_twice_is_a_400_saying_give_it_once(local_service: Service) -> None:
+    """No route takes a list from the query: a repeated name (API Gateway passes every value) is refused by name,
+    not read as a list that then fails as "not a valid integer"."""
+    answer = local_service.predict(proxy_event("/models", method="GET", query={"limit": ["1", "2"]}))
+    assert answer["statusCode"] == 400
+    assert "query parameter 'limit' is given 2 times; give it once" in body_of(answer)["message"]
+    assert local_service.predict(proxy_event("/models", method="GET", query={"limit": "1"}))["statusCode"] == 200
+
+
 def test_the_405_names_the_method_and_what_is_allowed() -> None:
     status, body, headers = answer_of(event_for("PUT", "/things/a", {}))
     assert status == 405 and body["error"] == "method_not_allowed"

@@ -38,7 +38,7 @@ def test_a_missing_file_is_absent_as_for_botocore(tmp_path: Path) -> None:
 def test_the_client_is_botocores_s3_client_with_our_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
-    config = Config(connect_timeout=1.5, retries={"mode": "standard", "max_attempts": 2})
+    config = Config(connect_timeout=1.5, retries={"mode": "standard", "total_max_attempts": 2})
     ours = s3_client(config)
     theirs = botocore.session.Session().create_client("s3", config=config)
     assert ours.meta.service_model.operation_names == theirs.meta.service_model.operation_names

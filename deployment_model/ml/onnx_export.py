@@ -78,9 +78,7 @@ def export_onnx(scaler: Any, classifier: Any, n_features: int) -> bytes:
     converted: Any = Pipeline([("scaler", scaler), ("classifier", classifier)])
     custom = {}
     if isinstance(classifier, KNeighborsClassifier):  # our graph, scaling included (see _convert_knn)
-        _knn_metric(classifier)  # refuse unsupported metrics before converting
-        if not isinstance(scaler, StandardScaler):
-            raise OnnxExportError(f"{describe(classifier)} is exported after a StandardScaler only, not {scaler!r}")
+        _check_knn(scaler, classifier)
         converted, custom = classifier, {KNeighborsClassifier: functools.partial(_convert_knn, scaler=scaler)}
     try:
         model = convert_sklearn(
@@ -136,6 +134,16 @@ def _compare_trees_in_float32(model: onnx.ModelProto) -> None:
     graph.node.extend(patched)
 
 
+def _check_knn(scaler: Any, knn: KNeighborsClassifier) -> None:
+    """Refuse, before converting, what our KNN graph does not compute: another scaling, callable weights, a metric
+    other than the Minkowski family."""
+    if type(scaler) is not StandardScaler or not (scaler.with_mean and scaler.with_std):
+        raise OnnxExportError(f"{describe(knn)} is exported after the recipe's StandardScaler() only, not {scaler!r}")
+    if knn.weights not in ("uniform", "distance"):
+        raise OnnxExportError(f"{describe(knn)} cannot be converted to ONNX: callable weights are not supported")
+    _knn_metric(knn)
+
+
 def _knn_metric(knn: KNeighborsClassifier) -> tuple[str, str, str | None, float | None]:
     """(per-feature term, combine, reduced -> distance, p) for this KNN's metric, as scikit-learn computes it."""
     metric, p = knn.effective_metric_, knn.effective_metric_params_.get("p")
@@ -160,9 +168,7 @@ def _knn_metric(knn: KNeighborsClassifier) -> tuple[str, str, str | None, float 
 def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScaler) -> None:
     """The run's StandardScaler, then KNeighborsClassifier, as scikit-learn computes them: outputs label (int64)
     and probabilities (double). The scaling is ours too, so that it runs in the distances' layout."""
-    knn: KNeighborsClassifier = operator.raw_operator
-    if knn.weights not in ("uniform", "distance"):
-        raise OnnxExportError(f"{describe(knn)} cannot be converted to ONNX: callable weights are not supported")
+    knn: KNeighborsClassifier = operator.raw_operator  # checked by _check_knn
     term, combine, to_distance, p = _knn_metric(knn)
     points = np.asarray(knn._fit_X, dtype=np.float64)
     n_features, n_classes, k = points.shape[1], len(knn.classes_), knn.n_neighbors
@@ -181,37 +187,31 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
     def axes(*values: int) -> str:
         return constant("axes", np.array(values), TensorProto.INT64)
 
-    def first(values: str, axis: int, prefix: str) -> str:
-        """The first entry of `values` along `axis`, that axis kept (a first column, a shape's first dimension)."""
-        start, end = (constant(where, np.array([i]), TensorProto.INT64) for where, i in (("start", 0), ("end", 1)))
+    def take(values: str, index: int, axis: int, prefix: str) -> str:
+        """values[index] along axis, that axis kept (one feature, the first column)."""
+        start, end = (
+            constant(where, np.array([i]), TensorProto.INT64) for where, i in (("start", index), ("end", index + 1))
+        )
         return node("Slice", [values, start, end, axes(axis)], prefix)
 
     rows = operator.inputs[0].full_name
     # onnxruntime broadcasts a binary operator one output row at a time, so the distances are laid out with the
     # longer side as rows: training points x rows when a run holds more rows than there are points (the seed's
-    # 105 points, 624 rows a run: ~5% less time for the whole graph), rows x points otherwise (5,000 points,
+    # 105 points, 624 rows a run: 5-10% less time for the whole graph), rows x points otherwise (5,000 points,
     # 13 rows a run: half the time). TopK then runs along the points' axis.
     by_point = knn_rows_per_run(knn) > len(points)
     points_axis = 0 if by_point else 1
     across_rows = (-1, 1) if by_point else (1, -1)  # the shape of a constant that every row meets
     laid_out = node("Transpose", [rows], "features", perm=[1, 0]) if by_point else rows
     # StandardScaler.transform: (x - mean) / scale, in float64 as scikit-learn computes it (the same values).
-    mean = np.zeros(n_features) if scaler.mean_ is None else np.asarray(scaler.mean_, dtype=np.float64)
-    scale = np.ones(n_features) if scaler.scale_ is None else np.asarray(scaler.scale_, dtype=np.float64)
-    centred = node("Sub", [laid_out, constant("mean", mean.reshape(across_rows))], "centred")
-    features = node("Div", [centred, constant("scale", scale.reshape(across_rows))], "scaled")
+    mean, scale = (
+        np.asarray(values, dtype=np.float64).reshape(across_rows) for values in (scaler.mean_, scaler.scale_)
+    )
+    centred = node("Sub", [laid_out, constant("mean", mean)], "centred")
+    features = node("Div", [centred, constant("scale", scale)], "scaled")
     reduced = ""
     for j in range(n_features):  # feature by feature, in scikit-learn's order: equal sums, equal ties
-        feature = node(
-            "Slice",
-            [
-                features,
-                constant("start", np.array([j]), TensorProto.INT64),
-                constant("end", np.array([j + 1]), TensorProto.INT64),
-                constant("axis", np.array([points_axis]), TensorProto.INT64),  # the features' axis, too
-            ],
-            "feature",
-        )
+        feature = take(features, j, points_axis, "feature")  # the features' axis is the points' axis
         difference = node("Sub", [feature, constant("points", points[:, j].reshape(across_rows))], "difference")
         if term == "square":
             part = node("Mul", [difference, difference], "square")
@@ -240,11 +240,11 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
             distance = node("Pow", [top[0], constant("inv_p", np.array(1.0 / p))], "distance")
         else:
             distance = top[0]
-        # scikit-learn: weight 1/d; in a row where some 1/d is infinite (d == 0), those neighbours weigh 1 and
-        # the others 0. TopK sorts the distances ascending, so such a row has its zero in the first column.
+        # scikit-learn: weight 1/d; in a row where some 1/d is infinite (d is 0, or so small that 1/d overflows),
+        # those neighbours weigh 1 and the others 0. TopK sorts the distances ascending: such a row has one first.
         inverse = node("Reciprocal", [distance], "inverse")
         at_zero = node("IsInf", [inverse], "at_zero")
-        row_has_zero = first(at_zero, 1, "row_has_zero")
+        row_has_zero = take(at_zero, 0, 1, "row_has_zero")
         at_zero_weight = node("Cast", [at_zero], "at_zero_weight", to=TensorProto.DOUBLE)
         weight = node("Where", [row_has_zero, at_zero_weight, inverse], "weight")
     else:  # uniform: every neighbour counts 1
@@ -252,7 +252,7 @@ def _convert_knn(scope: Any, operator: Any, container: Any, scaler: StandardScal
         weight = node("ConstantOfShape", [node("Shape", [neighbour_class], "k_shape")], "weight", value=one)
     # Votes per class in one pass: each neighbour's weight added into its class's column, in neighbour order
     # (as scikit-learn adds them), into a rows x classes array of zeros.
-    rows_count = first(node("Shape", [neighbour_class], "shape"), 0, "rows_count")
+    rows_count = node("Shape", [neighbour_class], "rows_count", end=1)
     votes_shape = node(
         "Concat",
         [rows_count, constant("classes_count", np.array([n_classes]), TensorProto.INT64)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from deployment_model.ml import onnx_export
 from deployment_model.ml.onnx_export import OnnxExportError, export_onnx, model_opsets
@@ -301,14 +303,33 @@ def test_both_distance_layouts_give_scikit_learns_answers(
         assert (mismatches, gap) == (0, 0.0)
 
 
-def test_a_knn_graph_scales_as_a_standard_scaler_only(seed_split) -> None:
-    """The KNN graph computes the StandardScaler's (x - mean) / scale itself: another scaler is refused by name."""
-    from sklearn.preprocessing import MinMaxScaler
-
+@pytest.mark.parametrize(
+    "scaler", [MinMaxScaler(), StandardScaler(with_mean=False), StandardScaler(with_std=False)], ids=repr
+)
+def test_a_knn_graph_scales_as_the_recipes_standard_scaler_only(seed_split, scaler) -> None:
+    """The KNN graph computes the recipe's (x - mean) / scale itself: any other scaling is refused by name
+    (with_mean=False still records a mean, which the graph would have subtracted: 87 labels in 200 wrong)."""
     _, x_train, _ = seed_split
     _, knn = fitted_knn(seed_split)
-    with pytest.raises(OnnxExportError, match="after a StandardScaler only, not MinMaxScaler"):
-        export_onnx(MinMaxScaler().fit(x_train), knn, 2)
+    with pytest.raises(
+        OnnxExportError, match=r"after the recipe's StandardScaler\(\) only, not " + re.escape(repr(scaler))
+    ):
+        export_onnx(scaler.fit(x_train), knn, 2)
+
+
+def test_a_distance_so_small_that_its_inverse_overflows_weighs_as_zero_does_in_scikit_learn() -> None:
+    """scikit-learn weighs by 1/d and treats an infinite 1/d as d == 0: so does the graph (a subnormal
+    manhattan distance gave NaN probabilities when the graph tested d == 0)."""
+    x = np.array([[-1.0], [0.0], [1.0]])  # mean 0: the middle point is 0 once scaled
+    scaler = StandardScaler().fit(x)
+    knn = KNeighborsClassifier(n_neighbors=2, weights="distance", metric="manhattan")
+    knn.fit(scaler.transform(x), [0, 1, 0])
+    row = np.array([[1e-309]])  # scaled: ~1.2e-309 (subnormal) from that point; 1 / that overflows to inf
+    assert np.isinf(1.0 / knn.kneighbors(scaler.transform(row))[0][0][0])
+    data = export_onnx(scaler, knn, 1)
+    metadata = {"name": "m", "version": "v", "labels": ["a", "b"], "feature_names": ["f"]}
+    got = load_onnx_model(data, metadata).compute(row)
+    assert np.array_equal(got.probabilities, knn.predict_proba(scaler.transform(row)))
 
 
 # --- serving: versions, opsets, bytes ------------------------------------------------------------------

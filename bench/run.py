@@ -238,10 +238,8 @@ def bench_drift(inference: Any, quick: bool) -> list[Row]:
     its share. Targets: the check stays a small part of the 1-row budget (150 us over the floor) and of a
     10,000-row request.
     """
-    from deployment_model.ml.drift import bounds_for
-
     loaded = inference.cache.get("Model_ml")
-    bounds = bounds_for(loaded.name, loaded.version, loaded.metadata)
+    bounds = loaded.drift_bounds
     assert bounds is not None, "the benchmark's model was trained with drift statistics"
     rows, context = [], Context()
     rng = np.random.default_rng(1)

@@ -6,17 +6,16 @@ import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
 from deployment_model.api.service import logger, metrics
-from deployment_model.ml.drift import bounds_for
-from deployment_model.ml.onnx_model import StoredVersion
+from deployment_model.ml.onnx_model import OnnxModel
 
 
-def record_drift(loaded: StoredVersion, rows: np.ndarray) -> np.ndarray | None:
+def record_drift(loaded: OnnxModel, rows: np.ndarray) -> np.ndarray | None:
     """Flag each row outside the version's training range (ml/drift.py); publish and log a count above zero.
 
     A request without such rows publishes no OutOfRangeRows (the dashboard and alarm read a missing value as
     0). None for versions trained before drift statistics were recorded.
     """
-    bounds = bounds_for(loaded.name, loaded.version, loaded.metadata)
+    bounds = loaded.drift_bounds
     if bounds is None:
         return None
     flags = bounds.out_of_range(rows)

@@ -6,13 +6,12 @@ ordinary new data just past the sample's extremes; the second alone ignores a ha
 (a length of -1). A row is out of range when any of its features is.
 
 The statistics come from the training split (what the scaler and model were fitted on) and are recorded in
-each version's metadata (`report.feature_stats`) at training; the bounds are derived once per loaded version.
+each version's metadata (`report.feature_stats`) at training; the bounds are derived once, when the inference
+function loads the version (`OnnxModel.drift_bounds`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,6 @@ import numpy as np
 from deployment_model.ml.input_limits import within
 
 DRIFT_STD_THRESHOLD = 3.0
-_CACHED_VERSIONS = 32  # a warm function serves a handful of versions; bounds are a few floats each
 
 
 def feature_stats(features: np.ndarray) -> dict[str, list[float]]:
@@ -51,28 +49,14 @@ class DriftBounds:
         high = np.maximum(np.asarray(stats["max"], dtype=np.float64), mean + std_threshold * std)
         return cls(low=low, high=high)
 
+    @classmethod
+    def of_version(cls, metadata: Mapping[str, Any]) -> DriftBounds | None:
+        """A version's bounds, from the statistics its training recorded; None for versions trained before."""
+        stats = (metadata.get("report") or {}).get("feature_stats")
+        return cls.from_stats(stats) if stats else None
+
     def out_of_range(self, rows: np.ndarray) -> np.ndarray:
         """One bool per row, in one vectorised pass (none to look for when every column keeps within bounds)."""
         if within(rows, self.low, self.high):
             return np.zeros(len(rows), dtype=bool)
         return ((rows < self.low) | (rows > self.high)).any(axis=1)
-
-
-_bounds: OrderedDict[tuple[str, str], DriftBounds | None] = OrderedDict()
-_bounds_lock = threading.Lock()  # the local server predicts on several threads at once
-
-
-def bounds_for(name: str, version: str, metadata: Mapping[str, Any]) -> DriftBounds | None:
-    """The bounds of a version, derived once (versions are immutable); None for versions trained before reports."""
-    key = (name, version)
-    with _bounds_lock:
-        if key in _bounds:
-            _bounds.move_to_end(key)
-            return _bounds[key]
-    stats = (metadata.get("report") or {}).get("feature_stats")
-    bounds = DriftBounds.from_stats(stats) if stats else None
-    with _bounds_lock:
-        _bounds[key] = bounds
-        if len(_bounds) > _CACHED_VERSIONS:
-            _bounds.popitem(last=False)
-    return bounds

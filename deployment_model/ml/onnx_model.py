@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime
 
+from deployment_model.ml.drift import DriftBounds
 from deployment_model.ml.prediction import Prediction, check_magnitude, check_request
 
 ONNX_KIND = "onnx"  # the version artifact kind: metadata `artifacts.onnx`, details in metadata `onnx`
@@ -91,6 +92,7 @@ class OnnxModel:
     feature_names: list[str]
     labels: list[str]
     label_array: np.ndarray = field(repr=False)  # labels as an array: class indexes -> labels in one operation
+    drift_bounds: DriftBounds | None = field(repr=False)  # None: trained before drift statistics were recorded
 
     def predict(self, rows: np.ndarray) -> Prediction:
         """The checks ml/prediction.py makes (width, answer size, input limits), then the graph on the rows."""
@@ -151,6 +153,12 @@ def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:
         has_probabilities = bool(json.loads(properties[PROP_HAS_PROBABILITIES]))
     except (KeyError, ValueError, TypeError) as exc:
         raise OnnxModelError(f"{where}: its ONNX artifact lacks this service's properties ({exc})") from None
+    try:
+        drift_bounds = DriftBounds.of_version(metadata)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OnnxModelError(f"{where}: its metadata's drift statistics are not usable ({exc!r})") from None
+    if drift_bounds is not None and not len(drift_bounds.low) == len(drift_bounds.high) == len(features):
+        raise OnnxModelError(f"{where}: its metadata's drift statistics do not have one value per feature")
     labels = [str(label) for label in metadata["labels"]]
     return OnnxModel(
         name=str(metadata["name"]),
@@ -166,6 +174,7 @@ def load_onnx_model(data: bytes, metadata: Mapping[str, Any]) -> OnnxModel:
         feature_names=[str(n) for n in metadata["feature_names"]],
         labels=labels,
         label_array=np.asarray(labels, dtype=object),
+        drift_bounds=drift_bounds,
     )
 
 

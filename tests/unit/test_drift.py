@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployment_model.ml.drift import DRIFT_STD_THRESHOLD, DriftBounds, bounds_for, feature_stats
+from deployment_model.ml.drift import DRIFT_STD_THRESHOLD, DriftBounds, feature_stats
+from deployment_model.ml.onnx_export import export_onnx
+from deployment_model.ml.onnx_model import OnnxModelError, load_onnx_model
 from deployment_model.ml.training import iris_dataset, train_model
 from tests.conftest import Service
 from tests.unit.test_report import store_without_report
@@ -45,15 +47,39 @@ def test_the_threshold_is_the_documented_number_of_standard_deviations() -> None
     assert bounds.high[1] == pytest.approx(15.0 + DRIFT_STD_THRESHOLD * 5.0)
 
 
-def test_statistics_come_from_the_training_split_and_bounds_are_derived_once_per_version() -> None:
+def test_statistics_come_from_the_training_split_and_bounds_are_derived_once_per_loaded_version() -> None:
     trained = train_model(iris_dataset())
     assert trained.split is not None
     stats = feature_stats(trained.split.x_train)
     assert stats["min"] == trained.split.x_train.min(axis=0).tolist()
-    metadata = {"report": {"feature_stats": stats}}
-    first = bounds_for("m", "20260101T000000000000Z-00000001", metadata)
-    assert first is bounds_for("m", "20260101T000000000000Z-00000001", metadata)
-    assert bounds_for("m", "20260101T000000000000Z-00000002", {}) is None  # an old version: no statistics
+    data = export_onnx(trained.scaler, trained.model, 2)
+    metadata = {"name": "m", "version": "v", "labels": trained.labels, "feature_names": trained.feature_names}
+    served = load_onnx_model(data, {**metadata, "report": {"feature_stats": stats}})
+    expected = DriftBounds.from_stats(stats)
+    assert served.drift_bounds is not None  # derived at load, kept with the model the cache holds
+    assert np.array_equal(served.drift_bounds.low, expected.low) and np.array_equal(
+        served.drift_bounds.high, expected.high
+    )
+    assert load_onnx_model(data, metadata).drift_bounds is None  # an old version: no statistics
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        {"min": [0.0, 1.0]},  # fields missing
+        {"min": "x", "max": 1, "mean": None, "std": [1]},  # not numbers
+        {"min": [0.0], "max": [1.0], "mean": [0.5], "std": [0.1]},  # one feature, for a two-feature model
+    ],
+    ids=["missing", "not-numbers", "one-feature"],
+)
+def test_unusable_drift_statistics_make_the_version_unservable_not_a_500(stats: dict[str, Any]) -> None:
+    """A version whose recorded statistics are broken is refused at load (409 model_integrity_error), not a
+    500 on every prediction."""
+    trained = train_model(iris_dataset())
+    data = export_onnx(trained.scaler, trained.model, 2)
+    metadata = {"name": "m", "version": "v", "labels": trained.labels, "feature_names": trained.feature_names}
+    with pytest.raises(OnnxModelError, match="drift statistics"):
+        load_onnx_model(data, {**metadata, "report": {"feature_stats": stats}})
 
 
 def test_predict_flags_rows_only_when_asked_and_otherwise_answers_as_before(local_service: Service) -> None:

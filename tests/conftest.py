@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -145,3 +147,33 @@ def atomic_s3_conditional_writes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in ("put_object", "get_object"):
         monkeypatch.setattr(S3Response, name, atomic(getattr(S3Response, name)))
+
+
+@contextlib.contextmanager
+def failing_aws(status: int, code: str) -> Iterator[tuple[str, list[str]]]:
+    """A 127.0.0.1 endpoint that answers every request with this AWS error (status, code), as S3 or SQS would
+    when overloaded or failing; yields its URL and the paths it was asked for, in order."""
+    asked: list[str] = []
+
+    class Failing(BaseHTTPRequestHandler):
+        def _fail(self) -> None:
+            asked.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _fail
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", asked
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,17 +4,15 @@ or half-written model is never served; a warm function keeps serving the good ve
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from deployment_model.storage import aws_calls
 from deployment_model.storage.objects import StoreUnavailableError
-from tests.conftest import SEED_BUCKET, Service, load_event, start_service
+from tests.conftest import SEED_BUCKET, Service, failing_aws, load_event, start_service
 
 
 @pytest.fixture
@@ -38,25 +36,8 @@ def silent_server() -> Iterator[str]:
 @pytest.fixture
 def failing_server() -> Iterator[str]:
     """Answers every request 503 SlowDown, as an overloaded S3 does."""
-
-    class Unavailable(BaseHTTPRequestHandler):
-        def _fail(self) -> None:
-            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-            self.send_response(503)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_PUT = do_HEAD = do_POST = _fail
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    with failing_aws(503, "SlowDown") as (endpoint, _):
+        yield endpoint
 
 
 def closed_port() -> str:

@@ -3,9 +3,7 @@ deployment problem (502) on both, and both clients carry the same timeouts and r
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 from deployment_model.storage import aws_calls
 from deployment_model.storage.objects import S3ObjectStore, StoreAccessError, StoreError, StoreUnavailableError
 from deployment_model.train.job_queue import QueueAccessError, QueueUnavailableError, SqsJobQueue
+from tests.conftest import failing_aws
 
 
 class Failing:
@@ -99,36 +98,15 @@ def test_both_clients_carry_the_shared_timeouts_and_retries(monkeypatch: pytest.
 
 
 @pytest.fixture
-def failing_aws() -> Iterator[tuple[str, list[str]]]:
-    """A 127.0.0.1 endpoint answering every request 500 InternalError, and the paths it was asked for."""
-    asked: list[str] = []
-
-    class InternalError(BaseHTTPRequestHandler):
-        def _fail(self) -> None:
-            asked.append(self.path)
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = b"<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>"
-            self.send_response(500)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_PUT = do_HEAD = do_POST = _fail
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), InternalError)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", asked
-    server.shutdown()
-    server.server_close()
+def failing_endpoint() -> Iterator[tuple[str, list[str]]]:
+    with failing_aws(500, "InternalError") as endpoint:
+        yield endpoint
 
 
-def test_a_failing_call_is_tried_twice_in_all_on_the_wire(failing_aws, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_call_is_tried_twice_in_all_on_the_wire(failing_endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     """README and the timeouts' worst case (2 x (1 s + 3 s) + backoff, inside the 10 s call limit) count 2 attempts
     in all: botocore's `max_attempts` counts retries only (2 was 3 attempts); `total_max_attempts` counts all."""
-    endpoint, asked = failing_aws
+    endpoint, asked = failing_endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
     with pytest.raises(StoreUnavailableError):

@@ -42,7 +42,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -390,12 +389,12 @@ def entry_point(
     """
 
     @logger.inject_lambda_context(
-        correlation_id_path=correlation_paths.API_GATEWAY_REST,
         log_event=False,  # events carry feature values; POWERTOOLS_LOGGER_LOG_EVENT must not turn this on
         clear_state=True,
     )
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handle_and_publish(event: Any, context: LambdaContext) -> dict[str, Any]:
+        logger.set_correlation_id(api_request_id(event))
         if sqs_handler is not None and is_sqs_event(event):
             return sqs_handler(event, context)
         return handle_event(app, event, context, direct_path)
@@ -414,6 +413,14 @@ def entry_point(
     # higher threshold runs it every few large requests instead of after each; nothing here makes cycles.
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
     return lambda_handler
+
+
+def api_request_id(event: Any) -> str | None:
+    """API Gateway's request id (requestContext.requestId): the logs' correlation id; None for a direct
+    invocation. Read directly: Powertools' correlation_id_path runs a JMESPath search, ~15 us a request."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    request_id = context.get("requestId") if isinstance(context, dict) else None
+    return request_id if isinstance(request_id, str) else None
 
 
 def handle_event(app: ServiceApp, event: Any, context: LambdaContext, direct_path: str) -> dict[str, Any]:

@@ -360,3 +360,16 @@ def test_a_bug_is_logged_with_where_it_happened_but_not_its_text(caplog: pytest.
     assert record.exc_info is None and "SECRET" not in record.traceback  # ...not a text that may quote a request
     output = caplog.text + "".join(capfd.readouterr())
     assert "SECRET" not in output and "'limit': 3" not in output
+
+
+def test_log_lines_carry_api_gateways_request_id_as_their_correlation_id(local_service: Service) -> None:
+    """Logs of an API Gateway request are correlated by its requestContext.requestId; a direct invocation has
+    none (and keeps none from the request before)."""
+    from deployment_model.api.service import logger
+
+    event = proxy_event("/models", method="GET")
+    event["requestContext"] = {**event["requestContext"], "requestId": "req-0123"}
+    assert local_service.predict(event)["statusCode"] == 200
+    assert logger.get_correlation_id() == "req-0123"
+    local_service.predict({"x_test": [0.7, 1.0]})
+    assert logger.get_correlation_id() is None
